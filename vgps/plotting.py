@@ -1,0 +1,51 @@
+"""Deterministic figure and table writing: no timestamps, versions or random ids in the bytes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+matplotlib.rcParams["svg.hashsalt"] = "vgps"
+matplotlib.rcParams["svg.fonttype"] = "path"
+matplotlib.rcParams["path.simplify"] = True
+
+_PNG_META = {"Software": None}
+_SVG_META = {"Date": None, "Creator": None}
+
+
+def save_figure(fig, out_dir: str | Path, name: str, close: bool = True) -> list[Path]:
+    """Write ``name.png`` and ``name.svg`` into ``out_dir``; byte-identical on rerun."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, dpi=100, metadata=_PNG_META, bbox_inches="tight")
+    fig.savefig(svg, metadata=_SVG_META, bbox_inches="tight")
+    if close:
+        plt.close(fig)
+    return [png, svg]
+
+
+def save_table(df, out_dir: str | Path, name: str, floatfmt: str = ".3f") -> list[Path]:
+    """Write a pandas DataFrame as ``name.csv`` and ``name.md`` (markdown, for the README)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    df.to_csv(csv, index=False, float_format="%.6g", lineterminator="\n")
+    md.write_text(to_markdown(df, floatfmt) + "\n")
+    return [csv, md]
+
+
+def to_markdown(df, floatfmt: str = ".3f") -> str:
+    """Markdown table without the optional ``tabulate`` dependency."""
+    def fmt(v):
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines)
