@@ -57,6 +57,13 @@ class CriticConfig:
     encoder: Literal["mlp", "conv_small", "resnet18", "resnet34"] = "mlp"
     hidden_dims: tuple[int, ...] = (256, 256)
     num_qs: int = 2                       # clipped double Q
+    language_dim: int = 512               # instruction-embedding size D
+    action_dim: int = 7
+    lang_conditioning: Literal["concat", "film"] = "concat"   # MLP (state) encoder only
+    encoder_dims: tuple[int, ...] = (256, 256)   # MLP state encoder
+    embedding_dim: int = 256              # encoder output Z (MLP / conv projection)
+    conv_channels: tuple[int, ...] = (32, 64, 64, 128)   # conv_small, stride 2 each: 64px -> 4x4
+    action_bound: float = 1.0             # uniform CQL samples and tanh policies in [-b, b]
     batch_size: int = 256
     num_steps: int = 2_000
     lr: float = 3e-4
@@ -70,6 +77,13 @@ class CriticConfig:
     # "behavior": π for CQL samples / backup is a frozen BC model of the critic's data (default,
     # see notes); "sac": the paper's released code, a tanh-Gaussian SAC actor with auto-entropy.
     calql_policy: Literal["behavior", "sac"] = "behavior"
+    calql_bound: bool = True              # False: plain CQL (no max(Q, mc_return))
+    cql_importance_sample: bool = True
+    cql_max_target_backup: bool = True
+    behavior_steps: int = 2_000           # BC pre-training of the frozen behaviour π
+    behavior_hidden_dims: tuple[int, ...] = (256, 256)
+    sac_init_temperature: float = 1.0     # released code; notes: 0.01 fares better here
+    sac_target_entropy: float | None = None   # None: -action_dim
     # IQL
     expectile: float = 0.7
     awr_temperature: float = 1.0
@@ -122,7 +136,7 @@ def _smoke() -> Profile:
         name="smoke",
         benchmark=BenchmarkConfig(episodes_bridge_like=24, episodes_fractal_like=12),
         critic=CriticConfig(num_steps=200, batch_size=64, log_every=20, eval_every=100,
-                            checkpoint_every=100),
+                            checkpoint_every=100, behavior_steps=200),
         policy=PolicyConfig(num_steps=200, batch_size=64),
         eval=EvalConfig(episodes_per_task=4, num_envs=4, sweep_K=(10,), sweep_beta=(0.0, 1.0)),
     )
