@@ -1,0 +1,136 @@
+"""Observation encoders conditioned on an instruction embedding.
+
+Every encoder maps ``(observations: dict, language: float32[B, D]) -> float32[B, Z]``.
+
+- :class:`MLPEncoder`   ``observations["state"]`` (state modality); language concatenated or FiLM.
+- :class:`ConvEncoder`  a small strided conv stack with GroupNorm + FiLM (CPU image profiles).
+- :class:`ResNetEncoder` ResNet-v1 18/34 (basic blocks), GroupNorm, FiLM after every residual
+  block, global average pooling (the paper's critic encoder, App. B.1 / Fig. 5).
+
+FiLM is initialised as the identity: ``x * (1 + gamma(l)) + beta(l)`` with zero-initialised
+projections, so a fresh network ignores the instruction until it learns to use it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def image_to_float(image):
+    """uint8 ``[..., H, W, 3]`` -> float32 in [-1, 1]; float input is taken to be in [0, 1]."""
+    if jnp.issubdtype(image.dtype, jnp.integer):
+        return image.astype(jnp.float32) / 127.5 - 1.0
+    return image.astype(jnp.float32) * 2.0 - 1.0
+
+
+class FiLM(nn.Module):
+    """Feature-wise affine conditioning, identity at initialisation. ``x [B, ..., C]``, ``l [B, D]``."""
+
+    @nn.compact
+    def __call__(self, x, lang):
+        c = x.shape[-1]
+        gb = nn.Dense(2 * c, kernel_init=nn.initializers.zeros, name="proj")(lang)
+        gamma, beta = jnp.split(gb, 2, axis=-1)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+        return x * (1.0 + gamma.reshape(shape)) + beta.reshape(shape)
+
+
+class MLPEncoder(nn.Module):
+    """State encoder: ``state [B, S]`` and ``lang [B, D]`` -> ``[B, dims[-1]]``."""
+    dims: Sequence[int] = (256, 256)
+    lang_conditioning: str = "concat"   # "concat" | "film"
+
+    @nn.compact
+    def __call__(self, observations, lang):
+        x = observations["state"].astype(jnp.float32)
+        if self.lang_conditioning == "concat":
+            x = jnp.concatenate([x, lang.astype(jnp.float32)], axis=-1)
+        for i, d in enumerate(self.dims):
+            x = nn.Dense(d, name=f"dense_{i}")(x)
+            x = nn.LayerNorm(name=f"ln_{i}")(x)
+            x = nn.relu(x)
+            if self.lang_conditioning == "film":
+                x = FiLM(name=f"film_{i}")(x, lang)
+        return x
+
+
+def _groups(c: int, max_groups: int = 32) -> int:
+    g = min(max_groups, c)
+    while c % g:
+        g -= 1
+    return g
+
+
+class ConvEncoder(nn.Module):
+    """Small conv encoder: per stage conv3x3/stride 2 -> GroupNorm -> ReLU -> FiLM; then flatten
+    -> Dense(embedding_dim). With 4 stages a 64x64 image ends at 4x4 (never <= 2x2: XLA-CPU is
+    very slow on tiny feature maps)."""
+    channels: Sequence[int] = (32, 64, 64, 128)
+    embedding_dim: int = 256
+
+    @nn.compact
+    def __call__(self, observations, lang):
+        x = image_to_float(observations["image"])
+        for i, c in enumerate(self.channels):
+            x = nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME", use_bias=False, name=f"conv_{i}")(x)
+            x = nn.GroupNorm(num_groups=_groups(c, 8), name=f"gn_{i}")(x)
+            x = nn.relu(x)
+            x = FiLM(name=f"film_{i}")(x, lang)
+        x = x.reshape(x.shape[0], -1)
+        x = nn.Dense(self.embedding_dim, name="proj")(x)
+        return nn.relu(nn.LayerNorm(name="proj_ln")(x))
+
+
+class BasicBlock(nn.Module):
+    """ResNet-v1 basic block (two 3x3 convs, GroupNorm) followed by FiLM."""
+    channels: int
+    strides: int = 1
+
+    @nn.compact
+    def __call__(self, x, lang):
+        g = _groups(self.channels)
+        y = nn.Conv(self.channels, (3, 3), (self.strides, self.strides), padding="SAME",
+                    use_bias=False, name="conv1")(x)
+        y = nn.relu(nn.GroupNorm(g, name="gn1")(y))
+        y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, name="conv2")(y)
+        y = nn.GroupNorm(g, name="gn2")(y)
+        if x.shape[-1] != self.channels or self.strides != 1:
+            x = nn.Conv(self.channels, (1, 1), (self.strides, self.strides), use_bias=False,
+                        name="proj_conv")(x)
+            x = nn.GroupNorm(g, name="proj_gn")(x)
+        return FiLM(name="film")(nn.relu(x + y), lang)
+
+
+RESNET_STAGES = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet-v1 18/34 with GroupNorm and FiLM after every block; global average pooling -> [B, 512]."""
+    stage_sizes: Sequence[int] = (3, 4, 6, 3)
+    width: int = 64
+
+    @nn.compact
+    def __call__(self, observations, lang):
+        x = image_to_float(observations["image"])
+        x = nn.Conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
+                    name="stem_conv")(x)
+        x = nn.relu(nn.GroupNorm(_groups(self.width), name="stem_gn")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        for s, n_blocks in enumerate(self.stage_sizes):
+            for b in range(n_blocks):
+                strides = 2 if (s > 0 and b == 0) else 1
+                x = BasicBlock(self.width * 2 ** s, strides, name=f"stage{s}_block{b}")(x, lang)
+        return jnp.mean(x, axis=(1, 2))
+
+
+def make_encoder(cfg) -> nn.Module:
+    """Encoder named by ``cfg.encoder`` (a :class:`vgps.config.CriticConfig`)."""
+    if cfg.encoder == "mlp":
+        return MLPEncoder(tuple(cfg.encoder_dims), cfg.lang_conditioning)
+    if cfg.encoder == "conv_small":
+        return ConvEncoder(tuple(cfg.conv_channels), cfg.embedding_dim)
+    if cfg.encoder in RESNET_STAGES:
+        return ResNetEncoder(RESNET_STAGES[cfg.encoder])
+    raise ValueError(f"unknown encoder {cfg.encoder!r}")
