@@ -1,0 +1,311 @@
+#!/usr/bin/env python
+"""``make reproduce``: regenerate every table and figure of a profile, then write its manifest.
+
+    python scripts/reproduce.py --profile default|smoke|paper [--force] [--dry-run]
+
+Stages, in order:
+
+0. ``datasets``: ``python -m vgps.envs.generate --profile P`` (skipped if that module does not
+   exist yet).
+1. ``notebooks/01_*.ipynb`` … ``07_*.ipynb`` (those that exist), run by papermill with
+   ``-p profile P``, kernel ``python3``, working directory ``notebooks/``, and
+   ``$VGPS_PROFILE=P``. For ``default`` the executed notebook replaces the committed one (so
+   GitHub shows default results; papermill's injected-parameters cell is removed so nbval still
+   reads ``$VGPS_PROFILE``); other profiles write executed copies to
+   ``artifacts/P/notebooks/`` and leave the committed notebooks alone. Papermill's per-cell
+   timing and nbclient's timestamps are stripped.
+
+A stage is skipped when its key is unchanged and the files it wrote are still there. The key is
+the SHA-256 of: the notebook's source cells (type + source; outputs, metadata and an injected
+parameters cell excluded), every ``vgps/**/*.py``, every file in ``data/``, the profile's full
+config, and the previous stage's key (so a change upstream re-runs everything after it). The
+``datasets`` key covers ``vgps/envs``, ``vgps/data``, ``vgps/config.py``, ``vgps/paths.py`` and
+the profile. The cache lives in ``artifacts/P/reproduce_cache.json`` and is saved after each
+stage, so a failure loses nothing already done and a rerun resumes at the failed stage.
+
+Finally ``figures/P/MANIFEST.json`` and ``MANIFEST.md`` list every artefact under ``figures/P/``
+with SHA-256 and size, the pinned library versions and (outside the hashed digest) the wall time
+of each stage.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from strip_notebook import INJECTED_TAG, strip  # noqa: E402
+
+from vgps import manifest  # noqa: E402
+from vgps.config import PROFILES, get_profile  # noqa: E402
+from vgps.paths import artifacts_dir, figures_dir  # noqa: E402
+
+NOTEBOOK_NUMBERS = range(1, 8)
+CACHE_NAME = "reproduce_cache.json"
+
+
+# ----------------------------------------------------------------------------- hashing
+def _sha(*parts) -> str:
+    return hashlib.sha256(manifest.canonical_json(list(parts))).hexdigest()
+
+
+def tree_hash(paths: list[Path], suffixes: tuple[str, ...] | None = None) -> str:
+    """SHA-256 over (relative path, content hash) of every file under ``paths``."""
+    items = []
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in files:
+            if "__pycache__" in p.parts or (suffixes and p.suffix not in suffixes):
+                continue
+            items.append((p.relative_to(REPO).as_posix(), manifest.sha256_file(p)))
+    return _sha(sorted(items))
+
+
+def notebook_source_hash(path: Path) -> str:
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    cells = [(c.cell_type, c.source) for c in nb.cells
+             if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    return _sha(cells)
+
+
+def profile_hash(profile: str) -> str:
+    return _sha(get_profile(profile).to_dict())
+
+
+# ----------------------------------------------------------------------------- outputs
+def snapshot(root: Path, exclude: tuple[Path, ...] = ()) -> dict:
+    """{relative path: (mtime_ns, size)} of every file under ``root``."""
+    out = {}
+    if not root.exists():
+        return out
+    for p in root.rglob("*"):
+        if not p.is_file() or any(p.is_relative_to(e) for e in exclude):
+            continue
+        st = p.stat()
+        out[p.relative_to(root).as_posix()] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def written(before: dict, after: dict) -> list[str]:
+    """Files created or rewritten (even with identical bytes) between two snapshots."""
+    return sorted(k for k, v in after.items() if before.get(k) != v)
+
+
+class Outputs:
+    """What a stage wrote under figures/P (by content) and artifacts/P (by size)."""
+
+    def __init__(self, profile: str):
+        self.fig = figures_dir(profile)
+        self.art = artifacts_dir(profile)
+        self.art_exclude = (self.art / "notebooks", self.art / CACHE_NAME)
+        self.fig_exclude = (self.fig / manifest.MANIFEST_JSON, self.fig / manifest.MANIFEST_MD)
+
+    def take(self) -> tuple[dict, dict]:
+        return snapshot(self.fig, self.fig_exclude), snapshot(self.art, self.art_exclude)
+
+    def record(self, before: tuple[dict, dict], after: tuple[dict, dict]) -> dict:
+        return {"figures": {r: manifest.sha256_file(self.fig / r) for r in written(before[0], after[0])},
+                "artifacts": {r: after[1][r][1] for r in written(before[1], after[1])}}
+
+    def still_there(self, rec: dict) -> bool:
+        for rel, sha in rec.get("figures", {}).items():
+            p = self.fig / rel
+            if not p.is_file() or manifest.sha256_file(p) != sha:
+                return False
+        for rel, size in rec.get("artifacts", {}).items():
+            p = self.art / rel
+            if not p.is_file() or p.stat().st_size != size:
+                return False
+        return True
+
+
+# ----------------------------------------------------------------------------- cache
+def load_cache(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def save_cache(path: Path, cache: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- stages
+class StageFailed(RuntimeError):
+    pass
+
+
+def run_datasets(profile: str) -> None:
+    cmd = [sys.executable, "-m", "vgps.envs.generate", "--profile", profile]
+    print("    $ " + " ".join(cmd[1:]), flush=True)
+    r = subprocess.run(cmd, cwd=REPO)
+    if r.returncode != 0:
+        raise StageFailed(f"dataset generation (python -m vgps.envs.generate --profile {profile}) "
+                          f"exited with status {r.returncode}")
+
+
+def run_notebook(nb_path: Path, profile: str, nb_out_dir: Path, in_place: bool,
+                 log_output: bool) -> Path:
+    import nbformat
+    import papermill as pm
+
+    running = nb_out_dir / ".running"
+    running.mkdir(parents=True, exist_ok=True)
+    tmp = running / nb_path.name
+    try:
+        pm.execute_notebook(str(nb_path), str(tmp), parameters={"profile": profile},
+                            kernel_name="python3", cwd=str(nb_path.parent),
+                            progress_bar=False, log_output=log_output)
+    except BaseException as e:
+        failed = nb_out_dir / "failed"
+        failed.mkdir(parents=True, exist_ok=True)
+        where = ""
+        if tmp.exists():
+            shutil.move(str(tmp), failed / nb_path.name)
+            where = f"\n  partially executed copy: {(failed / nb_path.name).relative_to(REPO)}"
+        what = getattr(e, "ename", type(e).__name__)
+        msg = getattr(e, "evalue", str(e)).strip().splitlines()
+        cell = getattr(e, "exec_count", None)
+        raise StageFailed(
+            f"notebook {nb_path.relative_to(REPO)} failed"
+            + (f" in cell [{cell}]" if cell is not None else "")
+            + f": {what}: {msg[0] if msg else ''}{where}"
+            + f"\n  the committed notebook was not modified") from e
+
+    nb = strip(nbformat.read(tmp, as_version=4), drop_injected=in_place)
+    dest = nb_path if in_place else nb_out_dir / nb_path.name
+    staged = dest.with_name(f".{dest.name}.tmp")
+    nbformat.write(nb, staged)
+    staged.replace(dest)
+    tmp.unlink()
+    return dest
+
+
+def discover_notebooks(nb_dir: Path) -> list[Path]:
+    found = []
+    for n in NOTEBOOK_NUMBERS:
+        hits = sorted(nb_dir.glob(f"{n:02d}_*.ipynb"))
+        if len(hits) > 1:
+            raise SystemExit(f"error: several notebooks numbered {n:02d}: {[h.name for h in hits]}")
+        found += hits
+    return found
+
+
+def generator_exists() -> bool:
+    envs = REPO / "vgps" / "envs"
+    return (envs / "generate.py").is_file() or (envs / "generate" / "__main__.py").is_file()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Regenerate every table and figure of a profile.")
+    ap.add_argument("--profile", default=os.environ.get("VGPS_PROFILE", "default"),
+                    choices=PROFILES)
+    ap.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
+                    help="directory of the numbered notebooks (default: notebooks/)")
+    ap.add_argument("--force", action="store_true", help="ignore the cache, run every stage")
+    ap.add_argument("--skip-datasets", action="store_true", help="do not run stage 0")
+    ap.add_argument("--dry-run", action="store_true", help="show which stages would run")
+    ap.add_argument("--log-output", action="store_true", help="stream notebook output")
+    ap.add_argument("--only", nargs="+", metavar="STAGE",
+                    help="run only these stages (e.g. datasets 07_real_robot_logs); the others "
+                         "are neither run nor checked")
+    a = ap.parse_args(argv)
+    P = a.profile
+    os.environ["VGPS_PROFILE"] = P
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    in_place = P == "default"
+    nb_dir = a.notebooks.resolve()
+
+    art = artifacts_dir(P)
+    cache_path = art / CACHE_NAME
+    cache = {} if a.force else load_cache(cache_path)
+    nb_out = art / "notebooks"
+    outputs = Outputs(P)
+
+    code = tree_hash([REPO / "vgps"], (".py",))
+    data = tree_hash([REPO / "data"]) if (REPO / "data").exists() else _sha([])
+    prof = profile_hash(P)
+
+    stages: list[tuple[str, str, object]] = []
+    upstream = ""
+    if not a.skip_datasets and generator_exists():
+        env_code = tree_hash([REPO / "vgps" / "envs", REPO / "vgps" / "data",
+                              REPO / "vgps" / "config.py", REPO / "vgps" / "paths.py"], (".py",))
+        upstream = _sha("datasets", env_code, prof)
+        stages.append(("datasets", upstream, lambda: run_datasets(P)))
+    elif not a.skip_datasets:
+        print("note: vgps/envs/generate.py does not exist yet; skipping dataset generation")
+    notebooks = discover_notebooks(nb_dir)
+    if not notebooks:
+        print(f"note: no numbered notebooks in {nb_dir}")
+    for nb in notebooks:
+        upstream = _sha("notebook", nb.name, notebook_source_hash(nb), code, data, prof, upstream)
+        stages.append((nb.stem, upstream,
+                       (lambda nb=nb: run_notebook(nb, P, nb_out, in_place, a.log_output))))
+
+    print(f"reproduce: profile={P}, {len(stages)} stage(s); executed notebooks "
+          + ("replace the committed ones" if in_place else f"go to {nb_out.relative_to(REPO) if nb_out.is_relative_to(REPO) else nb_out}"),
+          flush=True)
+    timing: dict[str, dict] = {}
+    t_all = time.perf_counter()
+    for i, (name, key, run) in enumerate(stages, 1):
+        if a.only and name not in a.only and not any(name.startswith(o) for o in a.only):
+            rec = cache.get(name, {})
+            print(f"[{i}/{len(stages)}] {name}: not selected (--only)", flush=True)
+            timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
+            continue
+        rec = cache.get(name)
+        exec_copy_ok = (name == "datasets" or in_place or (nb_out / f"{name}.ipynb").exists())
+        if rec and rec.get("key") == key and exec_copy_ok and outputs.still_there(rec):
+            print(f"[{i}/{len(stages)}] {name}: unchanged, skipped "
+                  f"(last run {rec.get('wall_time_s', 0):.1f}s)", flush=True)
+            timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
+            continue
+        if a.dry_run:
+            print(f"[{i}/{len(stages)}] {name}: would run", flush=True)
+            continue
+        print(f"[{i}/{len(stages)}] {name}: running ...", flush=True)
+        before = outputs.take()
+        t0 = time.perf_counter()
+        try:
+            run()
+        except StageFailed as e:
+            save_cache(cache_path, cache)
+            print(f"\nFAILED at stage {i}/{len(stages)} ({name}):\n  {e}\n"
+                  f"Stages before it are cached; fix the problem and rerun to resume.",
+                  file=sys.stderr, flush=True)
+            return 1
+        dt = round(time.perf_counter() - t0, 1)
+        after = outputs.take()
+        cache[name] = {"key": key, "wall_time_s": dt, **outputs.record(before, after)}
+        save_cache(cache_path, cache)
+        timing[name] = {"wall_time_s": dt, "cached": False}
+        print(f"[{i}/{len(stages)}] {name}: done in {dt:.1f}s "
+              f"({len(cache[name]['figures'])} figure/table file(s) written)", flush=True)
+
+    if a.dry_run:
+        return 0
+    m = manifest.write_manifest(figures_dir(P), P, stages=timing)
+    fig = figures_dir(P)
+    shown = fig.relative_to(REPO) if fig.is_relative_to(REPO) else fig
+    print(f"manifest: {shown}/{manifest.MANIFEST_JSON} — {len(m['artifacts'])} artefact(s), "
+          f"digest {m['digest'][:16]}, total {time.perf_counter() - t_all:.1f}s this run",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

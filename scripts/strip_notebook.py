@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Strip volatile metadata from notebooks so reruns and commits are byte-stable.
+
+Removes papermill's per-cell metadata (start/end time, duration, status), nbclient's
+``execution`` timestamps, and papermill's notebook-level timing, paths and version (its
+``parameters`` are kept). ``--drop-injected`` also removes papermill's ``injected-parameters``
+cell: committed notebooks must not carry one, or nbval (which reads ``$VGPS_PROFILE`` through the
+parameters cell) would run the injected profile instead of ``smoke``.
+
+    python scripts/strip_notebook.py [--drop-injected] [--check] notebooks/*.ipynb
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+INJECTED_TAG = "injected-parameters"
+_NB_PAPERMILL_KEEP = ("parameters",)
+
+
+def has_injected_cell(nb) -> bool:
+    return any(INJECTED_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+
+
+def strip(nb, drop_injected: bool = False):
+    """Strip ``nb`` (a NotebookNode) in place and return it."""
+    pm = nb.metadata.get("papermill")
+    if pm is not None:
+        kept = {k: pm[k] for k in _NB_PAPERMILL_KEEP if k in pm}
+        if kept:
+            nb.metadata["papermill"] = kept
+        else:
+            nb.metadata.pop("papermill")
+    if drop_injected:
+        nb.cells = [c for c in nb.cells
+                    if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    for c in nb.cells:
+        md = c.get("metadata", {})
+        md.pop("papermill", None)
+        md.pop("execution", None)
+        for o in c.get("outputs", []):
+            o.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def strip_file(path: str | Path, drop_injected: bool = False, check: bool = False) -> bool:
+    """Strip one file in place; return True if it changed (with ``check``, only report)."""
+    path = Path(path)
+    before = path.read_text(encoding="utf-8")
+    nb = strip(nbformat.reads(before, as_version=4), drop_injected)
+    after = nbformat.writes(nb)
+    after = after if after.endswith("\n") else after + "\n"
+    if after == before:
+        return False
+    if not check:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(after, encoding="utf-8")
+        tmp.replace(path)
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("notebooks", nargs="+")
+    ap.add_argument("--drop-injected", action="store_true")
+    ap.add_argument("--check", action="store_true", help="exit 1 if any notebook would change")
+    a = ap.parse_args(argv)
+    changed = [p for p in a.notebooks if strip_file(p, a.drop_injected, a.check)]
+    for p in changed:
+        print(("would strip " if a.check else "stripped ") + str(p))
+    return 1 if (a.check and changed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

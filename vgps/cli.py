@@ -1,0 +1,107 @@
+"""``vgps`` command line.
+
+    vgps log-trial --log trials.csv --scene A --task "Green pepper in pot" \\
+        --instruction "put the green pepper in the pot" --policy octo-small-1.5 \\
+        --critic calql-v1 --K 50 --beta 0 --success 1 [--date 2024-10-01] [--notes ...]
+    vgps check-log trials.csv          # validate a whole log, list every problem
+    vgps table1 trials.csv             # Table 1 from a log, with Wilson intervals and tests
+    vgps manifest --profile smoke      # (re)write figures/<profile>/MANIFEST.json and .md
+
+Exit status: 0 ok, 2 invalid input (the message names the row and field).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+
+from vgps import robot_logs
+
+
+def _log_trial(a) -> int:
+    fields = {f: getattr(a, f) for f in robot_logs.FIELDS}
+    if fields["date"] is None:
+        fields["date"] = _dt.date.today().isoformat()
+    row = robot_logs.append_trial(a.log, **{k: v for k, v in fields.items() if v is not None})
+    print(f"appended to {a.log}: {robot_logs.arm_label(row['policy'], row['critic'], row['K'], row['beta'])}"
+          f" | scene {row['scene']} | {row['task']} | success={row['success']}")
+    return 0
+
+
+def _check_log(a) -> int:
+    df = robot_logs.read_trials(a.log)
+    df = robot_logs.with_arms(df)
+    print(f"{a.log}: {len(df)} valid trials")
+    print(df.groupby(["scene", "task", "arm"], sort=False)["success"].agg(["sum", "count"])
+          .rename(columns={"sum": "successes", "count": "trials"}).to_string())
+    return 0
+
+
+def _table1(a) -> int:
+    t = robot_logs.table1_from_log(a.log, baseline=a.baseline, steered=a.steered)
+    print(f"baseline: {t.baseline}\nsteered:  {t.steered}\n")
+    print(t.paper_style().to_string(index=False))
+    print()
+    print(t.with_intervals().to_string(index=False))
+    return 0
+
+
+def _manifest(a) -> int:
+    from vgps import manifest
+    from vgps.paths import figures_dir
+    out = figures_dir(a.profile)
+    m = manifest.write_manifest(out, a.profile)
+    print(f"wrote {out / manifest.MANIFEST_JSON} ({len(m['artifacts'])} artefacts, "
+          f"digest {m['digest'][:12]})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vgps", description="V-GPS companion tools")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    lt = sub.add_parser("log-trial", help="validate one real-robot trial and append it to a log")
+    lt.add_argument("--log", required=True, help="log file (.csv or .jsonl); created if missing")
+    lt.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    for f in ("scene", "task", "instruction", "policy"):
+        lt.add_argument(f"--{f}", required=True)
+    lt.add_argument("--critic", default=robot_logs.NO_CRITIC,
+                    help="critic id used for steering, or 'none' (default)")
+    lt.add_argument("--K", "-K", dest="K", help="candidate actions per step (steered runs)")
+    lt.add_argument("--beta", help="softmax temperature; 0 = greedy (steered runs)")
+    lt.add_argument("--success", required=True, help="1 or 0")
+    lt.add_argument("--trial", help="trial index within (task, arm)")
+    lt.add_argument("--pair-id", dest="pair_id", help="matched initial configuration id")
+    lt.add_argument("--notes", default="")
+    lt.set_defaults(func=_log_trial)
+
+    ck = sub.add_parser("check-log", help="validate a trial log")
+    ck.add_argument("log")
+    ck.set_defaults(func=_check_log)
+
+    t1 = sub.add_parser("table1", help="the paper's Table 1 from a trial log")
+    t1.add_argument("log")
+    t1.add_argument("--baseline", help="arm label of the unsteered arm (if several)")
+    t1.add_argument("--steered", help="arm label of the steered arm (if several)")
+    t1.set_defaults(func=_table1)
+
+    mf = sub.add_parser("manifest", help="write figures/<profile>/MANIFEST.json and .md")
+    mf.add_argument("--profile", default="default")
+    mf.set_defaults(func=_manifest)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.func(a)
+    except robot_logs.TrialLogError as e:
+        print("error: invalid trial log input:\n  " + "\n  ".join(e.errors), file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The reproduction manifest: every artefact under ``figures/<profile>/`` with its SHA-256 and
+size, the profile, and the versions of the pinned libraries — plus, outside the hashed part, the
+wall time of each pipeline stage.
+
+``MANIFEST.json`` layout::
+
+    {"profile": "smoke",
+     "artifacts": [{"path": "fig.png", "sha256": "…", "size": 1234}, …],   # sorted by path
+     "versions": {"python": "3.11.x", "jax": "…", …},
+     "digest": "<sha256 of the canonical JSON of profile + artifacts + versions>",
+     "timing": {"note": "…", "stages": {"01_x": {"wall_time_s": 12.3, "cached": false}, …}}}
+
+``digest`` covers exactly the deterministic part, so two reproductions with the same code,
+profile and library versions give the same digest (and the same per-artefact hashes) however
+long they took. ``MANIFEST.json`` / ``MANIFEST.md`` themselves and dot-files are not listed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+PINNED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-cpu",
+          "tensorflow-datasets", "mujoco", "numpy")
+MANIFEST_JSON = "MANIFEST.json"
+MANIFEST_MD = "MANIFEST.md"
+_EXCLUDE = {MANIFEST_JSON, MANIFEST_MD}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def list_artifacts(root: str | Path) -> list[dict]:
+    """Every regular file under ``root`` (recursively, POSIX relative paths, sorted), except the
+    manifest files at the top level and anything whose name starts with a dot."""
+    root = Path(root)
+    out = []
+    if not root.exists():
+        return out
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if not p.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        if len(rel.parts) == 1 and rel.name in _EXCLUDE:
+            continue
+        out.append({"path": rel.as_posix(), "sha256": sha256_file(p), "size": p.stat().st_size})
+    out.sort(key=lambda a: a["path"])
+    return out
+
+
+def library_versions(packages: tuple[str, ...] = PINNED) -> dict[str, str]:
+    """Installed versions of the pinned libraries (``"not installed"`` if absent) and Python."""
+    v = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            v[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            v[name] = "not installed"
+    return v
+
+
+def canonical_json(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def build_manifest(root: str | Path, profile: str, stages: dict | None = None,
+                   versions: dict | None = None) -> dict:
+    """The manifest dict. ``stages``: ``{name: {"wall_time_s": float, "cached": bool}}``, kept in
+    ``timing`` and excluded from ``digest``."""
+    hashed = {"profile": profile, "artifacts": list_artifacts(root),
+              "versions": versions if versions is not None else library_versions()}
+    m = dict(hashed)
+    m["digest"] = sha256_bytes(canonical_json(hashed))
+    m["timing"] = {
+        "note": "wall times vary between runs and are not part of digest; 'cached' stages were "
+                "skipped and show the time of the run that produced their outputs",
+        "stages": {k: stages[k] for k in (stages or {})},
+        "total_wall_time_s": round(sum(float(s.get("wall_time_s") or 0.0)
+                                       for s in (stages or {}).values()), 1),
+    }
+    return m
+
+
+def render_markdown(m: dict) -> str:
+    lines = [f"# Reproduction manifest — profile `{m['profile']}`", "",
+             f"Digest (profile + artefacts + versions): `{m['digest']}`", "",
+             "## Artefacts", "", "| file | bytes | sha256 |", "|---|---:|---|"]
+    lines += [f"| `{a['path']}` | {a['size']} | `{a['sha256']}` |" for a in m["artifacts"]]
+    lines += ["", "## Library versions", "", "| package | version |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m["versions"].items()]
+    stages = m.get("timing", {}).get("stages", {})
+    if stages:
+        lines += ["", "## Wall time per stage (not hashed)", "", "| stage | seconds | cached |",
+                  "|---|---:|---|"]
+        for k, s in stages.items():
+            wt = s.get("wall_time_s")
+            lines.append(f"| {k} | {'' if wt is None else f'{wt:.1f}'} | "
+                         f"{'yes' if s.get('cached') else 'no'} |")
+        lines.append(f"| **total** | {m['timing']['total_wall_time_s']:.1f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest(root: str | Path, profile: str, stages: dict | None = None,
+                   versions: dict | None = None) -> dict:
+    """Build the manifest of ``root`` and write ``MANIFEST.json`` and ``MANIFEST.md`` into it."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    m = build_manifest(root, profile, stages, versions)
+    (root / MANIFEST_JSON).write_text(json.dumps(m, indent=2, sort_keys=False) + "\n")
+    (root / MANIFEST_MD).write_text(render_markdown(m))
+    return m
