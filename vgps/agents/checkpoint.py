@@ -1,0 +1,120 @@
+"""Checkpoints: flax msgpack for arrays (never pickle), JSON for everything else.
+
+Layout of a run directory::
+
+    meta.json                         config, algorithm, normalizers, shapes, language size
+    checkpoints/step_00001000.msgpack full train state (params, targets, optimisers, rng, step)
+    critic.msgpack                    critic params only (what load_critic reads)
+    metrics.jsonl, metrics_<phase>.csv
+
+Writes are atomic (temp file + rename), so a kill never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+from flax import serialization
+
+CKPT_RE = re.compile(r"step_(\d{8})\.msgpack$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or run directory that cannot be read."""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def to_jsonable(obj):
+    """numpy / dataclass / normalizer objects -> JSON-serialisable values."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__") and not isinstance(obj, dict):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "to_dict"):
+        return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                **to_jsonable(obj.to_dict())}
+    if dataclasses.is_dataclass(obj):
+        return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                **to_jsonable(dataclasses.asdict(obj))}
+    raise TypeError(f"cannot serialise {type(obj).__name__} into a checkpoint")
+
+
+def from_jsonable_normalizer(d):
+    """Rebuild a normalizer saved by :func:`to_jsonable` (``from_dict`` classmethod or kwargs)."""
+    if d is None:
+        return None
+    d = dict(d)
+    cls_path = d.pop("__class__", None)
+    if cls_path is None:
+        return d
+    mod, _, name = cls_path.rpartition(".")
+    import importlib
+    cls = getattr(importlib.import_module(mod), name)
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(d)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return cls(**{k: (np.asarray(v, np.float32) if isinstance(v, list) else v)
+                  for k, v in d.items() if k in fields})
+
+
+def save_meta(run_dir: Path, meta: dict) -> None:
+    _atomic_write(Path(run_dir) / "meta.json", (json.dumps(to_jsonable(meta), indent=1,
+                                                           sort_keys=True) + "\n").encode())
+
+
+def load_meta(run_dir: Path) -> dict:
+    p = Path(run_dir) / "meta.json"
+    if not p.exists():
+        raise CheckpointError(f"{run_dir} is not a critic run directory (no meta.json)")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"corrupt checkpoint metadata {p}: {e}") from e
+
+
+def save_state(run_dir: Path, step: int, state, keep: int = 2) -> Path:
+    """Write ``checkpoints/step_<step>.msgpack``; keep the newest ``keep`` files."""
+    d = Path(run_dir) / "checkpoints"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"step_{step:08d}.msgpack"
+    _atomic_write(path, serialization.to_bytes(state))
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    d = Path(run_dir) / "checkpoints"
+    if not d.exists():
+        return []
+    return sorted(p for p in d.iterdir() if CKPT_RE.search(p.name))
+
+
+def restore_bytes(path: Path, template):
+    """``from_bytes`` with a clear error on a truncated or foreign file."""
+    try:
+        return serialization.from_bytes(template, Path(path).read_bytes())
+    except Exception as e:  # msgpack raises several types on garbage
+        raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
+
+
+def save_params(path: Path, params) -> None:
+    _atomic_write(Path(path), serialization.to_bytes(params))

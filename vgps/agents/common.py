@@ -1,0 +1,63 @@
+"""Pieces shared by the learners: the Agent/Phase description, Polyak averaging, relabelling."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A run of ``num_steps`` calls of ``update(state, batch) -> (state, metrics)``."""
+    name: str
+    num_steps: int
+    update: Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """What :func:`vgps.agents.train.train` needs: ``init(rng, batch) -> state`` and phases."""
+    name: str
+    cfg: object
+    init: Callable
+    phases: tuple[Phase, ...]
+    critic_net: object
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p.num_steps for p in self.phases)
+
+
+def polyak(target, online, tau: float):
+    """``target <- (1 - tau) * target + tau * online`` leaf-wise."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def obs_of(batch, key: str = "observations"):
+    """The observation dict of a batch (``observations`` or ``next_observations``)."""
+    return batch[key]
+
+
+def relabel_negatives(rng, batch, fraction: float, failure_reward: float, gamma: float):
+    """Give the first ``round(fraction * B)`` transitions a mismatched instruction (the batch's
+    language rolled by one) and mark them failures: reward ``failure_reward``, mask 1,
+    Monte-Carlo return ``failure_reward / (1 - gamma)``. Rows whose rolled instruction equals
+    their own are left untouched. ``rng`` is unused (kept for a future random permutation)."""
+    del rng
+    b = batch["language"].shape[0]
+    n = int(round(fraction * b))
+    if n == 0:
+        return batch
+    lang = batch["language"]
+    rolled = jnp.roll(lang, 1, axis=0)
+    differs = jnp.any(jnp.abs(rolled - lang) > 1e-6, axis=-1)
+    sel = (jnp.arange(b) < n) & differs
+    out = dict(batch)
+    out["language"] = jnp.where(sel[:, None], rolled, lang)
+    out["rewards"] = jnp.where(sel, failure_reward, batch["rewards"])
+    out["masks"] = jnp.where(sel, 1.0, batch["masks"])
+    if "mc_returns" in batch:
+        out["mc_returns"] = jnp.where(sel, failure_reward / (1.0 - gamma), batch["mc_returns"])
+    return out
