@@ -47,6 +47,10 @@ class BenchmarkConfig:
     episodes_fractal_like: int = 20       # embodiment (b), Google-Robot-like
     seed: int = 0
     num_workers: int = 2
+    val_fraction: float = 0.1             # extra held-out episodes written as split "val"
+    eval_task_weight: float = 2.0         # evaluation tasks drawn this much more often
+    expert_quality: str = "mixed"         # ScriptedExpert quality ("mixed" = mix A + noise levels)
+    chunk_size: int = 25                  # episodes per cached .npz chunk (resumable generation)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ QUALITY_NOISE = {"expert": 0.0, "high": 0.06, "medium": 0.14, "low": 0.25}   # x
 MIXED_QUALITY = (("high", 0.45), ("medium", 0.4), ("low", 0.15))
 FAILURE_MODES = ("none", "imprecise_grasp", "premature_release", "late_release")
 MIX_A = (("none", 0.4), ("imprecise_grasp", 0.2), ("premature_release", 0.2), ("late_release", 0.2))
-RECOVER_PROB = {"imprecise_grasp": 0.5, "premature_release": 0.35}
+RECOVER_PROB = {"imprecise_grasp": 0.6, "premature_release": 0.5}
 OPEN, CLOSED = 1.0, 0.0
 
 
@@ -55,7 +55,8 @@ class ScriptedExpert:
         self.recover = rng.uniform() < RECOVER_PROB.get(mode, 0.0)
         self.release_frac = rng.uniform(0.15, 0.85)
         ang = rng.uniform(0, 2 * np.pi)
-        self.drift = rng.uniform(0.3, 0.6) * env.emb.max_step * np.array([np.cos(ang), np.sin(ang), 0])
+        up = 0.35 if env.task.kind == "in" else 0.0      # leave the container while drifting
+        self.drift = rng.uniform(0.3, 0.7) * env.emb.max_step * np.array([np.cos(ang), np.sin(ang), up])
         self.drift_steps = int(rng.integers(3, 8))
         self._new_grasp(env, faulty=mode == "imprecise_grasp")
         self.phase, self.count, self.gave_up, self.attempts = "approach", 0, False, 0
