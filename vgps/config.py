@@ -67,7 +67,7 @@ class CriticConfig:
     encoder_dims: tuple[int, ...] = (256, 256)   # MLP state encoder
     embedding_dim: int = 256              # encoder output Z (MLP / conv projection)
     conv_channels: tuple[int, ...] = (32, 64, 64, 128)   # conv_small, stride 2 each: 64px -> 4x4
-    action_bound: float = 1.0             # uniform CQL samples and tanh policies in [-b, b]
+    action_bound: float = 3.0             # uniform CQL samples / tanh policies in [-b, b] (z-scored actions)
     batch_size: int = 256
     num_steps: int = 2_000
     lr: float = 3e-4
