@@ -1,0 +1,146 @@
+"""Lock-step batched evaluation: N environments stepped together so that every policy and critic
+call is batched; per-episode results cached in a CSV keyed by (config, task, seed, episode).
+
+An *agent* has ``reset(batch_size)`` and ``act(observations, instructions, rng) -> (actions
+[B, 7], info)`` — :class:`vgps.steer.ValueGuidedPolicy` in any mode.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+import pandas as pd
+
+RESULT_COLUMNS = ["task", "embodiment", "policy", "method", "K", "beta", "seed", "episode",
+                  "env_seed", "success", "steps", "unstable"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One evaluated configuration: ``method`` is a ValueGuidedPolicy mode ("policy" = base)."""
+    policy: str
+    method: str = "policy"
+    K: int = 1
+    beta: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return "base" if self.method == "policy" else f"{self.method} K={self.K} β={self.beta:g}"
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Environment reset seed of episode ``episode`` under evaluation seed ``seed`` (same for
+    every policy and method, so comparisons are paired)."""
+    return int(seed) * 100_003 + int(episode)
+
+
+def _stack(obs_list):
+    return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
+
+
+def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> list[dict]:
+    """Run ``len(env_seeds) <= len(envs)`` episodes together; padding slots reuse env 0's first
+    observation so the batch shape (and the jitted functions) never change."""
+    n, b = len(env_seeds), len(envs)
+    if n > b:
+        raise ValueError(f"{n} episodes for {b} environments")
+    obs, instr = [], []
+    for env, s in zip(envs, env_seeds):
+        o, info = env.reset(seed=int(s))
+        obs.append(o)
+        instr.append(info["instruction"])
+    obs += [obs[0]] * (b - n)
+    instr += [instr[0]] * (b - n)
+    done = np.zeros(b, bool)
+    done[n:] = True
+    res = [{"env_seed": int(s), "success": False, "steps": 0, "unstable": False,
+            "embodiment": ""} for s in env_seeds]
+    agent.reset(b)
+    t = 0
+    while not done.all():
+        actions, _ = agent.act(_stack(obs), instr, jax.random.fold_in(rng, t))
+        for i in np.flatnonzero(~done):
+            o, _, term, trunc, info = envs[i].step(np.asarray(actions[i], np.float32))
+            obs[i] = o
+            r = res[i]
+            r["steps"] += 1
+            r["embodiment"] = info.get("embodiment", "")
+            r["success"] |= bool(info.get("success", False))
+            r["unstable"] |= bool(info.get("unstable", False))
+            done[i] = term or trunc
+        t += 1
+    return res
+
+
+class Evaluator:
+    """Evaluate ``RunConfig`` s on tasks and seeds with a CSV cache.
+
+    Args:
+        make_env: ``task_id -> env`` (e.g. ``lambda t: vgps.envs.make(t, render=False)``).
+        make_agent: ``RunConfig -> agent`` (a ValueGuidedPolicy).
+        cache_csv: per-episode results; rows already there are not re-run.
+        num_envs: lock-step batch size.
+    """
+
+    def __init__(self, make_env: Callable, make_agent: Callable, cache_csv: str | Path,
+                 num_envs: int = 16, verbose: bool = True):
+        self.make_env, self.make_agent = make_env, make_agent
+        self.cache_csv, self.num_envs, self.verbose = Path(cache_csv), int(num_envs), verbose
+        self._envs: dict[str, list] = {}
+        self.df = (pd.read_csv(self.cache_csv) if self.cache_csv.exists()
+                   else pd.DataFrame(columns=RESULT_COLUMNS))
+
+    def _get_envs(self, task: str, n: int) -> list:
+        envs = self._envs.setdefault(task, [])
+        while len(envs) < n:
+            envs.append(self.make_env(task))
+        return envs[:n]
+
+    def _cached(self, cfg: RunConfig, task: str, seed: int, episodes: int) -> pd.DataFrame:
+        d = self.df
+        if d.empty:
+            return d
+        m = ((d["policy"] == cfg.policy) & (d["method"] == cfg.method) & (d["K"] == cfg.K)
+             & np.isclose(d["beta"].astype(float), cfg.beta) & (d["task"] == task)
+             & (d["seed"] == seed) & (d["episode"] < episodes))
+        return d[m]
+
+    def run(self, cfg: RunConfig, tasks, seeds, episodes: int) -> pd.DataFrame:
+        """Per-episode results for ``cfg`` on every task × seed (``episodes`` each)."""
+        parts = []
+        for task in tasks:
+            for seed in seeds:
+                have = self._cached(cfg, task, seed, episodes)
+                if len(have) >= episodes:
+                    parts.append(have)
+                    continue
+                t0 = time.time()
+                agent = self.make_agent(cfg)
+                rows = []
+                b = min(self.num_envs, episodes)
+                envs = self._get_envs(task, b)
+                for start in range(0, episodes, b):
+                    eps = list(range(start, min(start + b, episodes)))
+                    rng = jax.random.PRNGKey(episode_seed(seed, start) % (2**31))
+                    out = run_lockstep(agent, envs, [episode_seed(seed, e) for e in eps], rng)
+                    for e, r in zip(eps, out):
+                        rows.append({**asdict(cfg), "task": task, "seed": seed, "episode": e, **r})
+                new = pd.DataFrame(rows)[RESULT_COLUMNS]
+                self._append(new)
+                parts.append(new)
+                if self.verbose:
+                    print(f"  {cfg.policy:15s} {cfg.label:28s} {task:32s} seed {seed}: "
+                          f"{new['success'].mean():.2f} ({time.time() - t0:.0f}s)", flush=True)
+        return pd.concat(parts, ignore_index=True)
+
+    def _append(self, new: pd.DataFrame) -> None:
+        keys = ["policy", "method", "K", "beta", "task", "seed", "episode"]
+        df = pd.concat([self.df, new], ignore_index=True) if not self.df.empty else new
+        df = df.drop_duplicates(keys, keep="last").sort_values(keys, kind="stable")
+        self.df = df.reset_index(drop=True)
+        self.cache_csv.parent.mkdir(parents=True, exist_ok=True)
+        self.df.to_csv(self.cache_csv, index=False, lineterminator="\n")

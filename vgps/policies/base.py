@@ -1,0 +1,81 @@
+"""The black-box policy protocol (docs/design.md) and the checks steering applies to every policy.
+
+A policy maps an observation batch and instructions to ``K`` sampled raw-scale actions per
+observation, ``[B, K, 7]``, with an explicit jax RNG key. Steering never touches its weights.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import jax
+import numpy as np
+
+ACTION_DIM = 7
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """``sample_actions(observations, instructions, num_samples, rng) -> float32[B, K, 7]``."""
+    name: str
+
+    def reset(self, batch_size: int) -> None: ...
+
+    def sample_actions(self, observations: dict, instructions: list[str], num_samples: int,
+                       rng: jax.Array) -> np.ndarray: ...
+
+
+class PolicyOutputError(ValueError):
+    """A policy returned actions of the wrong shape or with non-finite values."""
+
+
+def batch_size_of(observations: dict) -> int:
+    """Leading dimension shared by every array in ``observations`` (``{"state": [B,S], ...}``)."""
+    sizes = {k: np.shape(v)[0] for k, v in observations.items() if np.ndim(v) > 0}
+    if not sizes:
+        raise ValueError("observations must hold at least one batched array, e.g. {'state': [B, S]}")
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"observation arrays disagree on the batch size: {sizes}")
+    return next(iter(sizes.values()))
+
+
+def validate_actions(actions, batch_size: int, num_samples: int, name: str = "policy") -> np.ndarray:
+    """Return ``actions`` as float32 ``[B, K, 7]`` or raise :class:`PolicyOutputError`."""
+    a = np.asarray(actions, dtype=np.float32)
+    want = (batch_size, num_samples, ACTION_DIM)
+    if a.shape != want:
+        hint = ""
+        if a.ndim == 3 and a.shape[:2] == want[:2]:
+            hint = f" (action size {a.shape[-1]}, expected {ACTION_DIM}: [dx,dy,dz,droll,dpitch,dyaw,gripper])"
+        raise PolicyOutputError(f"{name}.sample_actions returned shape {a.shape}, expected "
+                                f"[B, K, 7] = {want}{hint}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        b, k, d = np.argwhere(bad)[0]
+        raise PolicyOutputError(f"{name}.sample_actions returned {int(bad.sum())} non-finite values "
+                                f"(NaN/Inf), first at batch {b}, sample {k}, dim {d}")
+    return a
+
+
+def check_sampling_args(num_samples: int) -> None:
+    if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ValueError(f"number of samples K must be an integer >= 1, got {num_samples!r}")
+
+
+class RandomPolicy:
+    """Uniform actions in per-dimension bounds (paper App. J's "random policy"); gripper in {0, 1}."""
+
+    def __init__(self, low=None, high=None, name: str = "random"):
+        self.name = name
+        self.low = np.asarray(low if low is not None else [-0.02] * 3 + [-0.1] * 3 + [0.0], np.float32)
+        self.high = np.asarray(high if high is not None else [0.02] * 3 + [0.1] * 3 + [1.0], np.float32)
+
+    def reset(self, batch_size: int) -> None:
+        pass
+
+    def sample_actions(self, observations, instructions, num_samples, rng):
+        check_sampling_args(num_samples)
+        b = batch_size_of(observations)
+        u = np.asarray(jax.random.uniform(rng, (b, num_samples, ACTION_DIM)), np.float32)
+        a = self.low + u * (self.high - self.low)
+        a[..., -1] = (u[..., -1] > 0.5).astype(np.float32)
+        return a

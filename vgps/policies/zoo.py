@@ -1,0 +1,163 @@
+"""The five generalist stand-ins of the paper's Table 2, trained once per profile and cached.
+
+``train_or_load(name, profile)`` → :class:`~vgps.policies.bc.BCPolicy`, stored as msgpack under
+``artifacts/<profile>/policies/<name>/`` with a JSON sidecar; the cache key hashes the spec, the
+``PolicyConfig`` and a fingerprint of the training data, so later notebooks reuse the weights.
+``train_or_load(..., episodes_filter=...)`` trains on a subset (e.g. one embodiment, Table 7).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vgps.config import get_profile
+from vgps.paths import artifacts_dir
+from vgps.policies.bc import BCData, BCPolicy, PolicySpec, spec_to_dict, train_bc
+
+SPECS: dict[str, PolicySpec] = {
+    # diffusion heads (Octo-like); small and base differ in width/depth
+    "octo-small": PolicySpec("octo-small", "diffusion", (128, 128), (128, 128), chunk=4,
+                             diffusion_steps=10),
+    "octo-base": PolicySpec("octo-base", "diffusion", (256, 256), (256, 256, 256), chunk=4,
+                            diffusion_steps=10, seed_offset=1),
+    # re-trained small: rephrased instructions and another data mix (fractal-heavy), fewer steps
+    "octo-small-1.5": PolicySpec("octo-small-1.5", "diffusion", (128, 128), (128, 128), chunk=4,
+                                 diffusion_steps=10, rephrase=True, seed_offset=2,
+                                 mix=(("bridge_like", 0.5), ("fractal_like", 1.0)), steps_scale=0.5),
+    # 256-bin discretised tokens, all dims at once (RT-1-X-like)
+    "rt1x": PolicySpec("rt1x", "tokens", (256, 256), seed_offset=3),
+    # autoregressive 256-bin tokens, one action per forward pass (OpenVLA-like)
+    "openvla": PolicySpec("openvla", "ar_tokens", (256, 256), (128, 128), seed_offset=4),
+}
+NAMES = tuple(SPECS)
+DATASETS = ("bridge_like", "fractal_like")
+
+_REPHRASE = [(r"^put (.+?) on (.+)$", ["place {0} on {1}", "move {0} onto {1}", "set {0} on top of {1}"]),
+             (r"^put (.+?) into (.+)$", ["place {0} into {1}", "drop {0} in {1}"]),
+             (r"^pick (.+)$", ["grasp {0} and lift it", "pick up {0}"]),
+             (r"^stack (.+?) on (.+)$", ["place {0} on top of {1}", "put {0} on {1}"]),
+             (r"^move (.+?) near (.+)$", ["bring {0} next to {1}", "put {0} close to {1}"])]
+
+
+def rephrasings(instruction: str) -> list[str]:
+    """Template rephrasings (the stand-in for Octo-1.5's GPT-3.5 rephrased instructions)."""
+    out = [instruction]
+    for pat, templates in _REPHRASE:
+        m = re.match(pat, instruction)
+        if m:
+            out += [t.format(*m.groups()) for t in templates]
+            break
+    return out
+
+
+def load_dataset_episodes(profile: str, datasets=DATASETS) -> dict[str, list[dict]]:
+    """Episodes of the generated datasets ``artifacts/<profile>/datasets/<name>``."""
+    from vgps.data.rlds import load_episodes
+    out = {}
+    for name in datasets:
+        path = artifacts_dir(profile, "datasets", name)
+        if not any(path.iterdir()):
+            raise FileNotFoundError(f"no dataset at {path}; generate it first: "
+                                    f"python -m vgps.envs.generate --profile {profile}")
+        out[name] = load_episodes(path)
+    return out
+
+
+def bc_data_from_episodes(episodes_by_set: dict[str, list[dict]], spec: PolicySpec, encoder,
+                          episodes_filter: Callable[[str, dict], bool] | None = None) -> BCData:
+    """Flatten episodes into chunked :class:`BCData` with the spec's mix weights and rephrasings."""
+    mix = dict(spec.mix)
+    states, idx, acts, weights, texts = [], [], [], [], {}
+    rng = np.random.default_rng(spec.seed_offset)
+    for set_name, eps in episodes_by_set.items():
+        w = mix.get(set_name, 0.0)
+        kept = [e for e in eps if episodes_filter is None or episodes_filter(set_name, e)]
+        if w <= 0 or not kept:
+            continue
+        n_steps = sum(len(e["action"]) for e in kept)
+        for e in kept:
+            a, T = np.asarray(e["action"], np.float32), len(e["action"])
+            pad = np.concatenate([a, np.repeat(a[-1:], spec.chunk - 1, 0)], 0)
+            acts.append(np.stack([pad[t:t + spec.chunk] for t in range(T)]))
+            states.append(np.asarray(e["observation"]["state"][:T], np.float32))
+            options = rephrasings(e["instruction"]) if spec.rephrase else [e["instruction"]]
+            ids = [texts.setdefault(s, len(texts)) for s in options]
+            idx.append(np.asarray(ids)[rng.integers(0, len(ids), T)])
+            weights.append(np.full(T, w / n_steps, np.float64))
+    if not states:
+        raise ValueError(f"{spec.name}: the filter/mix left no training episodes")
+    table = np.asarray(encoder.encode(list(texts)), np.float32)
+    return BCData(np.concatenate(states), np.concatenate(idx), table, np.concatenate(acts),
+                  np.concatenate(weights))
+
+
+def episodes_fingerprint(episodes_by_set: dict[str, list[dict]]) -> str:
+    """SHA-256 over every episode's actions, states and instruction (order-sensitive)."""
+    h = hashlib.sha256()
+    for name in sorted(episodes_by_set):
+        h.update(name.encode())
+        for e in episodes_by_set[name]:
+            h.update(np.ascontiguousarray(e["action"], np.float32).tobytes())
+            h.update(np.ascontiguousarray(e["observation"]["state"], np.float32).tobytes())
+            h.update(e["instruction"].encode())
+    return h.hexdigest()[:16]
+
+
+def cache_key(spec: PolicySpec, policy_cfg, data_fp: str, tag: str = "") -> str:
+    blob = json.dumps({"spec": spec_to_dict(spec), "cfg": dataclasses.asdict(policy_cfg),
+                       "data": data_fp, "tag": tag}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def train_or_load(name: str, profile: str, *, episodes_by_set: dict | None = None,
+                  episodes_filter: Callable[[str, dict], bool] | None = None, tag: str = "",
+                  language_encoder=None, policy_cfg=None, verbose: bool = True) -> BCPolicy:
+    """Load the cached stand-in ``name`` for ``profile`` or train it (``episodes_filter`` + ``tag``
+    select a subset, stored under ``policies/<name>[-tag]``)."""
+    if name not in SPECS:
+        raise KeyError(f"unknown policy {name!r}; choose one of {NAMES}")
+    spec = SPECS[name]
+    cfg = policy_cfg or get_profile(profile).policy
+    if language_encoder is None:
+        from vgps.data.language import get_encoder
+        language_encoder = get_encoder(get_profile(profile).data.language_encoder)
+    if episodes_by_set is None:
+        episodes_by_set = load_dataset_episodes(profile)
+    fp = episodes_fingerprint(episodes_by_set)
+    key = cache_key(spec, cfg, fp, tag)
+    out = artifacts_dir(profile, "policies", name + (f"-{tag}" if tag else ""))
+    weights, meta_path = out / "policy.msgpack", out / "policy.json"
+    if weights.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
+        return BCPolicy.from_bytes(spec, weights.read_bytes(), language_encoder)
+    data = bc_data_from_episodes(episodes_by_set, spec, language_encoder, episodes_filter)
+    steps = max(1, int(round(cfg.num_steps * spec.steps_scale)))
+    t0 = time.time()
+    params, stats, losses = train_bc(spec, data, steps, cfg.batch_size, cfg.lr, cfg.seed,
+                                     log_every=max(steps // 5, 1), verbose=verbose)
+    pol = BCPolicy(spec, params, stats, language_encoder)
+    weights.write_bytes(pol.to_bytes())
+    meta = {"key": key, "spec": spec_to_dict(spec), "policy_cfg": dataclasses.asdict(cfg),
+            "data_fingerprint": fp, "tag": tag, "num_transitions": len(data), "num_steps": steps,
+            "num_params": pol.num_params(), "train_seconds": round(time.time() - t0, 1),
+            "final_loss": float(losses[~np.isnan(losses)][-1])}
+    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return pol
+
+
+def load_all(profile: str, names=NAMES, **kw) -> dict[str, BCPolicy]:
+    """Every stand-in (episodes loaded once and shared)."""
+    if "episodes_by_set" not in kw:
+        kw["episodes_by_set"] = load_dataset_episodes(profile)
+    return {n: train_or_load(n, profile, **kw) for n in names}
+
+
+def train_seconds(profile: str, name: str) -> float | None:
+    p = Path(artifacts_dir(profile, "policies", name)) / "policy.json"
+    return json.loads(p.read_text())["train_seconds"] if p.exists() else None

@@ -1,0 +1,169 @@
+"""V-GPS test-time action re-ranking (paper §5.2, Algorithm 1, App. B.2 and J).
+
+``ValueGuidedPolicy`` wraps any black-box :class:`~vgps.policies.base.Policy` and a critic with the
+API of docs/design.md. Per step and per environment: sample K raw actions, normalize them with the
+critic's OWN normalizer object (``critic.normalizer``, never re-derived), encode the observation
+once (``critic.encode``), score all K with ``critic.q_from_embedding`` (min over the ensemble), then
+pick ``argmax`` (β = 0) or draw from ``softmax(Q / β)``. Everything is batched over B environments.
+
+Modes (first-class baselines): ``"vgps"``; ``"policy"`` (the policy alone, one sample);
+``"random_select"`` (K samples, uniform pick; App. J); ``"random_policy"`` (uniform random
+proposals scored by the critic; App. J).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vgps.policies.base import (ACTION_DIM, RandomPolicy, batch_size_of, check_sampling_args,
+                                validate_actions)
+
+MODES = ("vgps", "policy", "random_select", "random_policy")
+
+
+@partial(jax.jit, static_argnames=())
+def select_index(q: jax.Array, beta: jax.Array, rng: jax.Array) -> jax.Array:
+    """``q [B, K]`` → chosen index ``[B]``: argmax when ``beta == 0``, else softmax(q/β) draw."""
+    greedy = jnp.argmax(q, axis=-1)
+    safe_beta = jnp.where(beta > 0, beta, 1.0)
+    drawn = jax.random.categorical(rng, q / safe_beta, axis=-1)
+    return jnp.where(beta > 0, drawn, greedy)
+
+
+@jax.jit
+def _min_over_ensemble(q_ebk: jax.Array) -> jax.Array:
+    return jnp.min(q_ebk, axis=0)
+
+
+class ValueGuidedPolicy:
+    """Steer ``policy`` with ``critic``.
+
+    Args:
+        policy: any object with ``sample_actions(obs, instructions, K, rng) -> [B, K, 7]``.
+        critic: ``normalizer``, ``encode(obs, lang[B,D]) -> [B,Z]``,
+            ``q_from_embedding(z, actions_norm[B,K,7]) -> [E,B,K]`` (or only ``score``). Not needed
+            for ``mode="policy"`` / ``"random_select"``.
+        K: candidates per step (>= 1). beta: temperature (>= 0; 0 = greedy).
+        language_encoder: ``encode(list[str]) -> [N, D]``; each instruction embedded once and cached.
+        exec_horizon: for chunked policies (``sample_chunks -> [B,K,H,7]``), execute the chosen
+            chunk open loop for this many steps (the chunk is scored by its first action).
+        reencode: score by re-running the critic's encoder K times (the paper's released code;
+            only for the overhead benchmark).
+    """
+
+    def __init__(self, policy, critic=None, K: int = 10, beta: float = 1.0, mode: str = "vgps",
+                 language_encoder=None, exec_horizon: int = 1, reencode: bool = False,
+                 random_low=None, random_high=None):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        check_sampling_args(K)
+        if not np.isscalar(beta) or not np.isfinite(beta) or beta < 0:
+            raise ValueError(f"temperature beta must be a finite number >= 0 (0 = greedy), got {beta!r}")
+        if mode in ("vgps", "random_policy") and critic is None:
+            raise ValueError(f"mode {mode!r} needs a critic")
+        if exec_horizon < 1:
+            raise ValueError(f"exec_horizon must be >= 1, got {exec_horizon}")
+        if mode == "random_policy":
+            policy = RandomPolicy(random_low, random_high)
+        self.policy, self.critic, self.mode = policy, critic, mode
+        self.K, self.beta = int(K), float(beta)
+        self.language_encoder = language_encoder
+        self.exec_horizon, self.reencode = int(exec_horizon), reencode
+        self.name = f"{getattr(policy, 'name', 'policy')}+{mode}"
+        self._lang_cache: dict[str, np.ndarray] = {}
+        self._chunk = None
+        self._chunk_step = 0
+
+    @property
+    def normalizer(self):
+        """The critic's own normalizer object (identity, never a copy)."""
+        return self.critic.normalizer
+
+    def reset(self, batch_size: int) -> None:
+        self.policy.reset(batch_size)
+        self._chunk, self._chunk_step = None, 0
+
+    # -- language -------------------------------------------------------------------------------
+    def embed(self, instructions: list[str]) -> np.ndarray:
+        """``[B, D]`` instruction embeddings, each unique string encoded once per policy lifetime."""
+        missing = sorted({s for s in instructions if s not in self._lang_cache})
+        if missing:
+            if self.language_encoder is None:
+                raise ValueError("ValueGuidedPolicy needs language_encoder= to embed instructions")
+            emb = np.asarray(self.language_encoder.encode(missing), np.float32)
+            self._lang_cache.update(zip(missing, emb))
+        return np.stack([self._lang_cache[s] for s in instructions])
+
+    # -- scoring --------------------------------------------------------------------------------
+    def score(self, observations: dict, instructions: list[str], raw_actions: np.ndarray) -> np.ndarray:
+        """Q of raw candidates ``[B, K, 7]`` → ``[B, K]`` (min over ensemble, critic's normalizer)."""
+        lang = self.embed(instructions)
+        c = self.critic
+        if not (hasattr(c, "encode") and hasattr(c, "q_from_embedding")):
+            return np.asarray(c.score(observations, lang, raw_actions), np.float32)
+        a_norm = np.asarray(c.normalizer.normalize(raw_actions), np.float32)
+        b, k = a_norm.shape[:2]
+        if self.reencode:        # the released code's cost model: encoder runs once per candidate
+            tiled = {key: np.repeat(np.asarray(v), k, axis=0) for key, v in observations.items()}
+            z = c.encode(tiled, np.repeat(lang, k, axis=0))
+            q = c.q_from_embedding(z, a_norm.reshape(b * k, 1, ACTION_DIM))
+            return np.asarray(_min_over_ensemble(q)).reshape(b, k)
+        z = c.encode(observations, lang)                       # once per observation
+        return np.asarray(_min_over_ensemble(c.q_from_embedding(z, a_norm)))
+
+    # -- acting ---------------------------------------------------------------------------------
+    def _propose(self, observations, instructions, k, rng):
+        b = batch_size_of(observations)
+        name = getattr(self.policy, "name", type(self.policy).__name__)
+        if self.exec_horizon > 1 and hasattr(self.policy, "sample_chunks"):
+            chunks = np.asarray(self.policy.sample_chunks(observations, instructions, k, rng), np.float32)
+            if chunks.ndim != 4:
+                raise ValueError(f"{name}.sample_chunks must return [B, K, H, 7], got {chunks.shape}")
+            validate_actions(chunks[:, :, 0], b, k, name)
+            return chunks
+        acts = self.policy.sample_actions(observations, instructions, k, rng)
+        return validate_actions(acts, b, k, name)[:, :, None]            # [B, K, 1, 7]
+
+    def act(self, observations: dict, instructions: list[str], rng: jax.Array):
+        """One control step for B environments → ``(actions float32[B, 7], info)``.
+
+        ``info``: ``candidates [B,K,7]``, ``q [B,K]`` (NaN when not scored), ``index [B]``,
+        ``replanned`` (False while a chosen chunk is being executed open loop).
+        """
+        if self._chunk is not None and self._chunk_step < min(self.exec_horizon, self._chunk.shape[1]):
+            a = self._chunk[:, self._chunk_step]
+            self._chunk_step += 1
+            return a, {"replanned": False}
+        rng_pol, rng_sel = jax.random.split(rng)
+        k = 1 if self.mode == "policy" else self.K
+        chunks = self._propose(observations, instructions, k, rng_pol)    # [B, K, H, 7]
+        cand = chunks[:, :, 0]
+        b = cand.shape[0]
+        q = np.full((b, k), np.nan, np.float32)
+        if self.mode == "policy":
+            idx = np.zeros(b, np.int32)
+        elif self.mode == "random_select":
+            idx = np.asarray(jax.random.randint(rng_sel, (b,), 0, k), np.int32)
+        else:
+            q = self.score(observations, instructions, cand)
+            if q.shape != (b, k) or not np.all(np.isfinite(q)):
+                raise ValueError(f"critic returned Q of shape {q.shape} (expected {(b, k)}) "
+                                 f"or non-finite values")
+            idx = np.asarray(select_index(jnp.asarray(q), jnp.float32(self.beta), rng_sel), np.int32)
+        chosen = chunks[np.arange(b), idx]                                 # [B, H, 7]
+        self._chunk, self._chunk_step = chosen, 1
+        return chosen[:, 0].copy(), {"candidates": cand, "q": q, "index": idx, "replanned": True}
+
+    def sample_actions(self, observations, instructions, num_samples, rng):
+        """Protocol view: ``num_samples`` independent steered choices ``[B, num_samples, 7]``."""
+        keys = jax.random.split(rng, num_samples)
+        saved = (self._chunk, self._chunk_step)
+        out = []
+        for key in keys:
+            self._chunk = None
+            out.append(self.act(observations, instructions, key)[0])
+        self._chunk, self._chunk_step = saved
+        return np.stack(out, axis=1)
