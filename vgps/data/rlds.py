@@ -144,17 +144,23 @@ def _episode_tf_map(info: dict):
 
 
 def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | None = None,
-                  max_episodes: int | None = None, skip_missing_instruction: bool = False
-                  ) -> Iterator[dict]:
+                  max_episodes: int | None = None, skip_missing_instruction: bool = False,
+                  keys: tuple[str, ...] = ("image", "state")) -> Iterator[dict]:
     """Yield the episodes of one split in file order, as docs/design.md episode dicts.
 
     ``image_size``: resize frames to ``image_size``² (area-averaging down, bilinear up) if given.
     ``skip_missing_instruction``: drop episodes without language instead of raising (real Bridge
     has some; the paper trains only on language-annotated data).
+    ``keys``: which observations to decode (``("state",)`` skips image decoding entirely).
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
     info = describe(path)
+    if "image" not in keys and info["image_key"] is not None:
+        info["other_images"].append(info["image_key"])
+        info["image_key"] = None
+    if "state" not in keys:
+        info["state_keys"] = []
     d, builder = info["dir"], info["builder"]
     if split not in info["splits"]:
         raise RLDSError(f"{d}: no split {split!r}; available: {sorted(info['splits'])}")

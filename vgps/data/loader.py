@@ -1,0 +1,169 @@
+"""``load_training_data``: the one entry point the critic and BC trainers call.
+
+It resolves the datasets, fits (or reads the cached) per-dataset ``dataset_statistics.json``,
+pools them into ONE action normalizer (and one state normalizer) for the mixture, embeds every
+instruction once, and returns a :class:`TrainingData` whose ``sample(step)`` gives batches in the
+docs/design.md format from either backend:
+
+- ``"memory"``: :class:`vgps.data.memory.MixtureSampler` (random access: batch ``step`` depends
+  only on ``(seed, step)``);
+- ``"tfdata"``: :func:`vgps.data.pipeline.make_tf_dataset` (streaming; ``sample`` must be called
+  with consecutive steps, a jump re-creates the stream and skips ahead, still deterministic).
+``"auto"`` picks ``memory`` unless image frames would exceed ``memory_limit_gb``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vgps.data.normalize import STATS_FILE, ActionNormalizer, StateNormalizer, pool, save_statistics
+from vgps.data.rlds import describe, iter_episodes
+
+
+def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
+    """Per-dataset statistics, computed once (images not decoded) and cached beside the data.
+
+    Returns {action: ActionNormalizer, state: StateNormalizer|None, instructions: [str],
+    num_transitions, num_episodes, layout}.
+    """
+    info = describe(path)
+    d = info["dir"]
+    f = d / STATS_FILE
+    if f.exists() and not refit:
+        raw = json.loads(f.read_text())
+        if raw.get("split") == split and "instructions" in raw:
+            return _stats_from_json(raw, info["layout"])
+    acts, states, instr, n_ep = [], [], {}, 0
+    for ep in iter_episodes(d, split=split, keys=("state",), skip_missing_instruction=True):
+        acts.append(ep["action"])
+        if "state" in ep["observation"]:
+            states.append(ep["observation"]["state"])
+        instr.setdefault(ep["instruction"], None)
+        n_ep += 1
+    if not acts:
+        raise ValueError(f"{d}: split {split!r} has no episodes with an instruction")
+    a, s = ActionNormalizer.fit(np.concatenate(acts)), None
+    if states:
+        s = StateNormalizer.fit(np.concatenate(states))
+    extra = {"split": split, "instructions": sorted(instr), "num_episodes": n_ep,
+             "num_transitions": int(sum(len(x) for x in acts))}
+    try:
+        save_statistics(f, a, s, extra)
+    except OSError:
+        pass  # read-only dataset directory: recomputed next time
+    return {"action": a, "state": s, "layout": info["layout"], **extra}
+
+
+def _stats_from_json(raw: dict, layout: str) -> dict:
+    return {"action": ActionNormalizer.from_dict(raw["action"]),
+            "state": StateNormalizer.from_dict(raw["state"]) if "state" in raw else None,
+            "layout": layout, **{k: raw[k] for k in ("split", "instructions", "num_episodes",
+                                                      "num_transitions")}}
+
+
+@dataclass
+class TrainingData:
+    """What trainers get. ``sample(step) -> batch``; iterate for consecutive batches."""
+    backend: str
+    normalizer: ActionNormalizer
+    state_normalizer: StateNormalizer | None
+    instructions: list[str]
+    weights: np.ndarray
+    num_transitions: list[int]
+    dataset_dirs: list[Path]
+    _sampler: object = field(repr=False, default=None)
+    _make_tf: object = field(repr=False, default=None)
+    _it: object = field(repr=False, default=None)
+    _next_step: int = 0
+
+    def sample(self, step: int) -> dict:
+        if self.backend == "memory":
+            return self._sampler.sample(step)
+        if self._it is None or step != self._next_step:
+            self._it = self._make_tf().skip(step).as_numpy_iterator()
+        self._next_step = step + 1
+        return next(self._it)
+
+    def __iter__(self):
+        step = 0
+        while True:
+            yield self.sample(step)
+            step += 1
+
+
+def _weights_for(dirs, weights, cfg) -> np.ndarray:
+    if weights is not None:
+        w = np.asarray(weights, np.float64)
+        if len(w) != len(dirs):
+            raise ValueError(f"{len(w)} weights for {len(dirs)} datasets")
+        return w
+    by_layout = dict(cfg.mix_weights)
+    return np.array([by_layout.get(describe(d)["layout"], 1.0) for d in dirs], np.float64)
+
+
+def load_training_data(dataset_dirs, weights=None, profile=None, encoder=None, *,
+                       obs_keys=("state",), batch_size: int | None = None, seed: int = 0,
+                       split: str = "train", backend: str = "auto",
+                       memory_limit_gb: float = 4.0) -> TrainingData:
+    """Mixed, labelled, normalized training batches from RLDS directories.
+
+    ``dataset_dirs``: list of dataset paths (``.../name`` or ``.../name/version``).
+    ``weights``: mixing weights (default: ``DataConfig.mix_weights`` by detected layout).
+    ``profile``: a :class:`vgps.config.Profile`, a profile name, or a ``DataConfig``.
+    ``encoder``: a :class:`LanguageEncoder` (default: the shared one for
+    ``DataConfig.language_encoder``). ``obs_keys``: observations in the batch (``("state",)``,
+    ``("image",)`` or both). ``batch_size`` defaults to ``profile.critic.batch_size``.
+    Images are loaded at ``DataConfig.image_size`` and augmented when ``DataConfig.augment``.
+    """
+    from vgps.config import DataConfig, get_profile
+    from vgps.data.language import get_encoder
+    prof = get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    cfg = prof if isinstance(prof, DataConfig) else prof.data
+    if batch_size is None:
+        if isinstance(prof, DataConfig):
+            raise ValueError("batch_size is required when a DataConfig is passed")
+        batch_size = prof.critic.batch_size
+    if isinstance(dataset_dirs, (str, Path)):
+        dataset_dirs = [dataset_dirs]
+    dirs = [describe(d)["dir"] for d in dataset_dirs]
+    w = _weights_for(dirs, weights, cfg)
+    stats = [dataset_statistics(d, split) for d in dirs]
+    counts = w / w.sum()          # pool by the sampled mixture, not by raw dataset sizes
+    norm = pool([s["action"] for s in stats], counts)
+    snorm = (pool([s["state"] for s in stats], counts)
+             if all(s["state"] is not None for s in stats)
+             and len({s["state"].dim for s in stats}) == 1 else None)
+    encoder = encoder or get_encoder(cfg.language_encoder)
+    image_size = cfg.image_size if "image" in obs_keys else None
+    if backend == "auto":
+        frames = sum(s["num_transitions"] for s in stats)
+        gb = frames * (image_size or 0) ** 2 * 3 / 1e9
+        backend = "memory" if gb <= memory_limit_gb else "tfdata"
+    common = dict(backend=backend, normalizer=norm, state_normalizer=snorm, weights=w,
+                  num_transitions=[s["num_transitions"] for s in stats], dataset_dirs=dirs)
+    augment = cfg if (cfg.augment and "image" in obs_keys) else None
+    if backend == "memory":
+        from vgps.data.memory import MixtureSampler, TransitionStore
+        stores = [TransitionStore(iter_episodes(d, split=split, keys=tuple(obs_keys),
+                                                image_size=image_size,
+                                                skip_missing_instruction=True),
+                                  cfg, keys=tuple(obs_keys), name=str(d)) for d in dirs]
+        sampler = MixtureSampler(stores, w, batch_size=batch_size, seed=seed, normalizer=norm,
+                                 encoder=encoder, augment=augment)
+        instr = sorted({s for st in stores for s in st.instructions})
+        return TrainingData(instructions=instr, _sampler=sampler, **common)
+    if backend != "tfdata":
+        raise ValueError(f"backend must be 'auto', 'memory' or 'tfdata', got {backend!r}")
+    from vgps.data.pipeline import make_tf_dataset
+    instr = sorted({s for st in stats for s in st["instructions"]})
+    emb = encoder.encode(instr)
+    vocab = {s: i for i, s in enumerate(instr)}
+
+    def make():
+        return make_tf_dataset(dirs, w, cfg, batch_size=batch_size, seed=seed, split=split,
+                               normalizer=norm, embeddings=emb, vocab=vocab, keys=tuple(obs_keys),
+                               image_size=image_size, augment=augment is not None)
+    return TrainingData(instructions=instr, _make_tf=make, **common)
