@@ -84,8 +84,8 @@ EMBODIMENTS = {
     "google_robot": Embodiment(
         name="google_robot", control_hz=3.0, base=(0.0, -0.22, 0.45), links=(0.38, 0.36),
         max_open=0.10, max_step=0.08, max_rot_step=0.3,
-        spawn_x=(0.34, 0.60), spawn_y=(-0.20, 0.20), home=(0.32, 0.0, 0.28),
+        spawn_x=(0.34, 0.60), spawn_y=(-0.20, 0.20), home=(0.26, -0.16, 0.28),
         workspace_lo=(0.15, -0.38, 0.0), workspace_hi=(0.75, 0.38, 0.45),
-        camera_pos=(0.02, 0.05, 0.85), camera_lookat=(0.50, 0.0, 0.0), camera_fovy=55.0,
+        camera_pos=(0.12, 0.0, 0.72), camera_lookat=(0.48, 0.0, 0.0), camera_fovy=50.0,
         arm_rgba=(0.85, 0.85, 0.88, 1.0), table_rgba=(0.45, 0.45, 0.48, 1.0)),
 }

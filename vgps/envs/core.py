@@ -115,8 +115,9 @@ class TabletopEnv(gym.Env):
         apply_visual(m, self._vis_ids, self._vis_base, self.shift, np.random.default_rng([seed, 1]))
         self.table_z = self.shift.table_dz
         m.geom_pos[self._vis_ids["table"], 2] = self.table_z - TABLE_HALF[2]
-        self._choose_objects(rng)
-        self._place_objects(rng)
+        # separate streams: the task layout for a seed is the same with or without a shift
+        self._choose_objects(rng, np.random.default_rng([seed, 2]))
+        self._place_objects(rng, np.random.default_rng([seed, 3]))
         home = np.array(self.emb.home) + [*rng.uniform(-0.02, 0.02, 2), self.table_z]
         d.mocap_pos[self._mocap["ee_target"]] = home
         d.mocap_quat[self._mocap["ee_target"]] = (1, 0, 0, 0)
@@ -168,7 +169,7 @@ class TabletopEnv(gym.Env):
             self._renderer = None
 
     # --- episode setup ---------------------------------------------------------------------------
-    def _choose_objects(self, rng):
+    def _choose_objects(self, rng, rng_extra):
         t = self.task
         pool = list(t.pool)
         picked = [pool[i] for i in rng.permutation(len(pool))[:t.n_pool]] if t.n_pool else []
@@ -179,15 +180,22 @@ class TabletopEnv(gym.Env):
         else:
             self.source, self.target, self.instruction = t.source, t.target, t.instruction
         present = [n for n in (t.source, t.target, *t.extra) if n] + picked
+        self.task_present = tuple(dict.fromkeys(present))
         if "distractors" in self.shift:
             cand = [n for n in DISTRACTOR_POOL[self.emb.name] if n not in present]
-            present += [cand[i] for i in rng.permutation(len(cand))[:2]]
+            present += [cand[i] for i in rng_extra.permutation(len(cand))[:2]]
         self.present = tuple(dict.fromkeys(present))
 
-    def _place_objects(self, rng):
+    def _place_objects(self, rng, rng_extra):
         m, d = self.model, self.data
         placed: list[tuple[np.ndarray, float]] = []
-        for i, n in enumerate(self.object_names):
+        distractors = [n for n in self.present if n not in self.task_present]
+        order = [n for n in self.task_present] + distractors
+        order += [n for n in self.object_names if n not in order]
+        for n in order:
+            i = self.object_names.index(n)
+            if n in distractors:
+                rng = rng_extra
             q, spec = self._obj_q[n], OBJECTS[n]
             on = n in self.present
             m.geom_contype[self._obj_geoms[n]] = int(on)

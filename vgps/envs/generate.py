@@ -26,6 +26,7 @@ DATASETS = (("bridge_like", "bridge", "widowx", "episodes_bridge_like"),
 SPLITS = ("train", "val")
 SEED_BASE = 10_000_000          # far from evaluation seeds (0..) and tuning seeds (1000..)
 MAX_RETRIES = 3
+DATA_VERSION = 2              # bump when env or expert behaviour changes (invalidates caches)
 
 
 def episode_plan(cfg, dataset: str, split: str) -> list[tuple[str, int]]:
@@ -46,7 +47,7 @@ def episode_plan(cfg, dataset: str, split: str) -> list[tuple[str, int]]:
 
 def fingerprint(cfg) -> str:
     keys = ("image_size", "render_images", "seed", "expert_quality")
-    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"v": 1}, sort_keys=True)
+    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"v": DATA_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
