@@ -53,6 +53,11 @@ NOTEBOOK_NUMBERS = range(1, 8)
 CACHE_NAME = "reproduce_cache.json"
 
 
+def _rel(p: Path) -> str:
+    p = Path(p)
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
+
+
 # ----------------------------------------------------------------------------- hashing
 def _sha(*parts) -> str:
     return hashlib.sha256(manifest.canonical_json(list(parts))).hexdigest()
@@ -66,7 +71,7 @@ def tree_hash(paths: list[Path], suffixes: tuple[str, ...] | None = None) -> str
         for p in files:
             if "__pycache__" in p.parts or (suffixes and p.suffix not in suffixes):
                 continue
-            items.append((p.relative_to(REPO).as_posix(), manifest.sha256_file(p)))
+            items.append((p.relative_to(root.parent).as_posix(), manifest.sha256_file(p)))
     return _sha(sorted(items))
 
 
@@ -175,12 +180,12 @@ def run_notebook(nb_path: Path, profile: str, nb_out_dir: Path, in_place: bool,
         where = ""
         if tmp.exists():
             shutil.move(str(tmp), failed / nb_path.name)
-            where = f"\n  partially executed copy: {(failed / nb_path.name).relative_to(REPO)}"
+            where = f"\n  partially executed copy: {_rel(failed / nb_path.name)}"
         what = getattr(e, "ename", type(e).__name__)
         msg = getattr(e, "evalue", str(e)).strip().splitlines()
         cell = getattr(e, "exec_count", None)
         raise StageFailed(
-            f"notebook {nb_path.relative_to(REPO)} failed"
+            f"notebook {_rel(nb_path)} failed"
             + (f" in cell [{cell}]" if cell is not None else "")
             + f": {what}: {msg[0] if msg else ''}{where}"
             + f"\n  the committed notebook was not modified") from e
@@ -215,6 +220,8 @@ def main(argv=None) -> int:
                     choices=PROFILES)
     ap.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
                     help="directory of the numbered notebooks (default: notebooks/)")
+    ap.add_argument("--code", type=Path, default=REPO / "vgps", help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, default=REPO / "data", help=argparse.SUPPRESS)
     ap.add_argument("--force", action="store_true", help="ignore the cache, run every stage")
     ap.add_argument("--skip-datasets", action="store_true", help="do not run stage 0")
     ap.add_argument("--dry-run", action="store_true", help="show which stages would run")
@@ -235,8 +242,8 @@ def main(argv=None) -> int:
     nb_out = art / "notebooks"
     outputs = Outputs(P)
 
-    code = tree_hash([REPO / "vgps"], (".py",))
-    data = tree_hash([REPO / "data"]) if (REPO / "data").exists() else _sha([])
+    code = tree_hash([a.code], (".py",))          # --code/--data: for tests only
+    data = tree_hash([a.data]) if a.data.exists() else _sha([])
     prof = profile_hash(P)
 
     stages: list[tuple[str, str, object]] = []
@@ -257,7 +264,7 @@ def main(argv=None) -> int:
                        (lambda nb=nb: run_notebook(nb, P, nb_out, in_place, a.log_output))))
 
     print(f"reproduce: profile={P}, {len(stages)} stage(s); executed notebooks "
-          + ("replace the committed ones" if in_place else f"go to {nb_out.relative_to(REPO) if nb_out.is_relative_to(REPO) else nb_out}"),
+          + ("replace the committed ones" if in_place else f"go to {_rel(nb_out)}"),
           flush=True)
     timing: dict[str, dict] = {}
     t_all = time.perf_counter()
@@ -274,10 +281,12 @@ def main(argv=None) -> int:
                   f"(last run {rec.get('wall_time_s', 0):.1f}s)", flush=True)
             timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
             continue
+        why = ("never run" if not rec else "inputs changed" if rec.get("key") != key
+               else "executed copy missing" if not exec_copy_ok else "outputs missing or changed")
         if a.dry_run:
-            print(f"[{i}/{len(stages)}] {name}: would run", flush=True)
+            print(f"[{i}/{len(stages)}] {name}: would run ({why})", flush=True)
             continue
-        print(f"[{i}/{len(stages)}] {name}: running ...", flush=True)
+        print(f"[{i}/{len(stages)}] {name}: running ({why}) ...", flush=True)
         before = outputs.take()
         t0 = time.perf_counter()
         try:
@@ -299,9 +308,7 @@ def main(argv=None) -> int:
     if a.dry_run:
         return 0
     m = manifest.write_manifest(figures_dir(P), P, stages=timing)
-    fig = figures_dir(P)
-    shown = fig.relative_to(REPO) if fig.is_relative_to(REPO) else fig
-    print(f"manifest: {shown}/{manifest.MANIFEST_JSON} — {len(m['artifacts'])} artefact(s), "
+    print(f"manifest: {_rel(figures_dir(P))}/{manifest.MANIFEST_JSON} — {len(m['artifacts'])} artefact(s), "
           f"digest {m['digest'][:16]}, total {time.perf_counter() - t_all:.1f}s this run",
           flush=True)
     return 0

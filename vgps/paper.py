@@ -40,4 +40,7 @@ def load_paper_table(n: int | str) -> pd.DataFrame:
     if not path.exists():
         have = sorted(p.stem.removeprefix("paper_table") for p in DATA.glob("paper_table*.csv"))
         raise FileNotFoundError(f"no shipped table {n!r} ({path}); available: {have}")
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if "K" in df:
+        df["K"] = df["K"].astype("Int64")
+    return df

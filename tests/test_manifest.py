@@ -1,0 +1,127 @@
+"""Manifest hashing determinism, byte-identical figures, notebook stripping."""
+from __future__ import annotations
+
+import json
+import sys
+
+import matplotlib.pyplot as plt
+import nbformat
+import numpy as np
+import pytest
+
+from vgps import manifest
+from vgps.paths import REPO
+from vgps.plotting import save_figure, save_table
+
+sys.path.insert(0, str(REPO / "scripts"))
+from strip_notebook import has_injected_cell, strip  # noqa: E402
+
+VERSIONS = {"python": "3.11.0", "jax": "0.0"}
+
+
+def _files(root):
+    (root / "sub").mkdir(parents=True)
+    (root / "a.csv").write_text("x\n1\n")
+    (root / "sub" / "b.png").write_bytes(b"\x89PNG fake")
+    (root / ".hidden").write_text("ignored")
+    return root
+
+
+def test_same_files_same_manifest(tmp_path):
+    r1, r2 = _files(tmp_path / "r1"), _files(tmp_path / "r2")
+    m1 = manifest.build_manifest(r1, "smoke", versions=VERSIONS)
+    m2 = manifest.build_manifest(r2, "smoke", versions=VERSIONS)
+    assert m1 == m2
+    assert [a["path"] for a in m1["artifacts"]] == ["a.csv", "sub/b.png"]
+    assert m1["artifacts"][0]["size"] == 4
+    assert m1["artifacts"][0]["sha256"] == manifest.sha256_bytes(b"x\n1\n")
+
+
+def test_wall_times_are_not_hashed(tmp_path):
+    r = _files(tmp_path / "r")
+    m1 = manifest.write_manifest(r, "smoke", {"01_a": {"wall_time_s": 1.0, "cached": False}}, VERSIONS)
+    m2 = manifest.write_manifest(r, "smoke", {"01_a": {"wall_time_s": 99.0, "cached": True}}, VERSIONS)
+    assert m1["digest"] == m2["digest"] and m1["artifacts"] == m2["artifacts"]
+    assert m1["timing"] != m2["timing"]
+    # the manifest does not list itself, so rewriting it changes nothing hashed
+    assert manifest.MANIFEST_JSON not in [a["path"] for a in m2["artifacts"]]
+    on_disk = json.loads((r / manifest.MANIFEST_JSON).read_text())
+    assert on_disk["digest"] == m2["digest"] and on_disk["timing"]["stages"]["01_a"]["wall_time_s"] == 99.0
+    assert "99.0" in (r / manifest.MANIFEST_MD).read_text()
+    hashed = {k: on_disk[k] for k in ("profile", "artifacts", "versions")}
+    assert manifest.sha256_bytes(manifest.canonical_json(hashed)) == on_disk["digest"]
+
+
+def test_digest_changes_with_content_profile_versions(tmp_path):
+    r = _files(tmp_path / "r")
+    d0 = manifest.build_manifest(r, "smoke", versions=VERSIONS)["digest"]
+    assert manifest.build_manifest(r, "default", versions=VERSIONS)["digest"] != d0
+    assert manifest.build_manifest(r, "smoke", versions={**VERSIONS, "jax": "1"})["digest"] != d0
+    (r / "a.csv").write_text("x\n2\n")
+    assert manifest.build_manifest(r, "smoke", versions=VERSIONS)["digest"] != d0
+
+
+def test_library_versions_lists_pinned():
+    v = manifest.library_versions()
+    assert set(manifest.PINNED) | {"python"} == set(v)
+    assert v["numpy"] == np.__version__
+
+
+def _figure():
+    fig, ax = plt.subplots(figsize=(3, 2))
+    x = np.linspace(0, 1, 50)
+    ax.plot(x, x ** 2, label="q")
+    ax.bar([0.2, 0.6], [0.3, 0.5], width=0.1)
+    ax.set_title("V-GPS")
+    ax.legend()
+    return fig
+
+
+def test_save_figure_is_byte_identical(tmp_path):
+    fig = _figure()
+    p1 = save_figure(fig, tmp_path / "a", "f", close=False)
+    p2 = save_figure(fig, tmp_path / "b", "f")
+    p3 = save_figure(_figure(), tmp_path / "c", "f")   # a fresh, identical figure
+    for a, b, c in zip(p1, p2, p3):
+        assert a.read_bytes() == b.read_bytes() == c.read_bytes(), a.name
+    assert [p.suffix for p in p1] == [".png", ".svg"]
+    assert b"Date" not in p1[1].read_bytes() and b"matplotlib.org" not in p1[0].read_bytes()
+
+
+def test_save_table_is_byte_identical(tmp_path):
+    import pandas as pd
+    df = pd.DataFrame({"task": ["a", "b"], "rate": [0.15, 1 / 3]})
+    a = save_table(df, tmp_path / "a", "t")
+    b = save_table(df, tmp_path / "b", "t")
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+
+
+def test_strip_notebook_removes_volatile_metadata():
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'default'")
+    p.metadata["tags"] = ["injected-parameters"]
+    c = nbformat.v4.new_code_cell("print(1)")
+    c.metadata["papermill"] = {"start_time": "2024-01-01T00:00:00", "duration": 1.0}
+    c.metadata["execution"] = {"iopub.execute_input": "2024-01-01T00:00:00"}
+    nb.cells = [p, c]
+    nb.metadata["papermill"] = {"parameters": {"profile": "default"}, "start_time": "x",
+                                "duration": 3.0, "input_path": "a", "output_path": "b"}
+    strip(nb)
+    assert has_injected_cell(nb)
+    assert nb.metadata["papermill"] == {"parameters": {"profile": "default"}}
+    assert "papermill" not in nb.cells[1].metadata and "execution" not in nb.cells[1].metadata
+    strip(nb, drop_injected=True)
+    assert not has_injected_cell(nb) and len(nb.cells) == 1
+
+
+@pytest.mark.parametrize("nb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebooks_are_clean(nb):
+    """No papermill timing, no injected parameters (nbval must read $VGPS_PROFILE), and the
+    parameters cell is the one docs/design.md prescribes."""
+    node = nbformat.read(nb, as_version=4)
+    assert not has_injected_cell(node), "run scripts/strip_notebook.py --drop-injected"
+    for c in node.cells:
+        assert "papermill" not in c.metadata and "execution" not in c.metadata
+    code = [c for c in node.cells if c.cell_type == "code"]
+    assert code and "parameters" in code[0].metadata.get("tags", [])
+    assert 'profile = os.environ.get("VGPS_PROFILE", "default")' in code[0].source

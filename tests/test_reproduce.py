@@ -1,0 +1,90 @@
+"""scripts/reproduce.py on a throw-away notebook: runs, caches, writes a stable manifest, strips
+papermill timing, and stops with a clear message (losing nothing) when a notebook fails."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from vgps.paths import REPO
+
+PARAMS = 'import os\nprofile = os.environ.get("VGPS_PROFILE", "default")'
+
+
+def _nb(path, body):
+    p = new_code_cell(PARAMS)
+    p.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[p, new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _run(tmp_path, *extra):
+    env = {**os.environ, "VGPS_ARTIFACTS": str(tmp_path / "art"),
+           "VGPS_FIGURES": str(tmp_path / "fig"), "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "reproduce.py"), "--profile",
+                           "smoke", "--skip-datasets", "--notebooks", str(tmp_path / "nbs"),
+                           # hash a frozen stand-in for vgps/ and data/, which others may be editing
+                           "--code", str(tmp_path / "code"), "--data", str(tmp_path / "data"), *extra],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_reproduce_cache_manifest_and_failure(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "m.py").write_text("X = 1\n")
+    _nb(nbs / "01_tiny.ipynb",
+        "import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
+        "from vgps.plotting import save_table\n"
+        "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
+        "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\nprint(profile)")
+    (nbs / "notes.ipynb").write_text("not a numbered stage; ignored")
+    src1 = (nbs / "01_tiny.ipynb").read_bytes()
+
+    r1 = _run(tmp_path)
+    assert r1.returncode == 0, r1.stdout + r1.stderr
+    assert "[1/1] 01_tiny: running (never run)" in r1.stdout and "done in" in r1.stdout
+    man = tmp_path / "fig" / "smoke" / "MANIFEST.json"
+    m1 = json.loads(man.read_text())
+    assert [a["path"] for a in m1["artifacts"]] == ["t.csv", "t.md"]
+    assert m1["profile"] == "smoke" and "jax" in m1["versions"]
+    assert m1["timing"]["stages"]["01_tiny"]["cached"] is False
+    # executed copy: outside notebooks/, profile injected, no papermill timing
+    ex = nbformat.read(tmp_path / "art" / "smoke" / "notebooks" / "01_tiny.ipynb", as_version=4)
+    assert "smoke" in "".join(o.get("text", "") for o in ex.cells[-1].outputs)
+    assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in ex.cells)
+    assert set(ex.metadata.get("papermill", {})) <= {"parameters"}
+    assert (nbs / "01_tiny.ipynb").read_bytes() == src1     # non-default: never in place
+
+    # unchanged inputs: skipped; same digest; the recorded wall time is kept, marked cached
+    before = man.read_bytes()
+    r2 = _run(tmp_path)
+    assert r2.returncode == 0 and "01_tiny: unchanged, skipped" in r2.stdout, r2.stdout + r2.stderr
+    m2 = json.loads(man.read_text())
+    assert {k: v for k, v in m2.items() if k != "timing"} == {k: v for k, v in m1.items() if k != "timing"}
+    assert m2["timing"]["stages"]["01_tiny"] == {**m1["timing"]["stages"]["01_tiny"], "cached": True}
+    before = man.read_bytes()
+    # a deleted output re-runs the stage
+    (tmp_path / "art" / "smoke" / "models" / "m.txt").unlink()
+    r3 = _run(tmp_path, "--dry-run")
+    assert "01_tiny: would run (outputs missing or changed)" in r3.stdout
+    assert json.loads(man.read_text())["digest"] == m1["digest"]
+
+    # a failing notebook: clear message naming it, exit 1, nothing already written is lost
+    (tmp_path / "art" / "smoke" / "models" / "m.txt").write_text("model")
+    _nb(nbs / "02_broken.ipynb", "raise RuntimeError('critic diverged')")
+    src = (nbs / "02_broken.ipynb").read_bytes()
+    r4 = _run(tmp_path)
+    assert r4.returncode == 1
+    assert "02_broken.ipynb failed" in r4.stderr and "critic diverged" in r4.stderr
+    assert "01_tiny: unchanged, skipped" in r4.stdout
+    assert (nbs / "02_broken.ipynb").read_bytes() == src
+    assert (tmp_path / "art" / "smoke" / "notebooks" / "failed" / "02_broken.ipynb").exists()
+    assert man.read_bytes() == before and (tmp_path / "fig" / "smoke" / "t.csv").exists()
