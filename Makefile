@@ -17,7 +17,9 @@ export PYTHONHASHSEED := 0
 
 help:
 	@echo "make reproduce [PROFILE=smoke|default|paper]  - regenerate figures/ and tables"
+	@echo "  REPRODUCE_ARGS='--force' reruns every stage; '--only 07' one stage; '--dry-run'"
 	@echo "make test                                     - unit tests + notebooks under nbval"
+	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
 	@echo "make bench                                    - performance tables"
 	@echo "make setup | clean"
 
@@ -37,7 +39,7 @@ unit: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 nbtest: setup
-	VGPS_PROFILE=smoke $(PY) scripts/run_nbval.py
+	VGPS_PROFILE=smoke $(PY) scripts/run_nbval.py $(NOTEBOOKS)
 
 test: setup
 	$(MAKE) --no-print-directory unit
@@ -47,7 +49,7 @@ datasets: setup
 	$(PY) -m vgps.envs.generate --profile $(PROFILE)
 
 reproduce: setup
-	$(PY) scripts/reproduce.py --profile $(PROFILE)
+	$(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRODUCE_ARGS)
 
 bench: setup
 	$(PY) -m bench
