@@ -126,3 +126,29 @@ def test_data_parallel_two_devices_matches_one(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-3000:]
+
+
+class _FakeEncoder:
+    def encode(self, texts):
+        return np.stack([np.random.default_rng(len(t)).normal(size=512).astype(np.float32)
+                         for t in texts])
+
+
+def test_diagnostics_run_on_episodes(full_run):
+    from vgps.agents.diagnostics import PERTURBATIONS, plot_q_along_episodes, run_diagnostics
+    rng = np.random.default_rng(0)
+    eps = []
+    for i in range(3):
+        T = 12
+        act = rng.normal(size=(T, 7)).astype(np.float32)
+        act[:, 6] = (np.arange(T) < 6).astype(np.float32)
+        eps.append({"observation": {"state": rng.normal(size=(T, 6)).astype(np.float32)},
+                    "action": act, "instruction": f"task {i}", "success": i != 2,
+                    "metadata": {"failure_mode": None if i != 2 else "drift"}})
+    critic = load_critic(full_run.run_dir)
+    r = run_diagnostics(critic, eps, _FakeEncoder())
+    for k in PERTURBATIONS:
+        assert 0.0 <= r[f"rank/{k}"] <= 1.0
+    assert -1.0 <= r["spearman"] <= 1.0 and 0.0 <= r["bound_rate"] <= 1.0
+    assert r["q_lower_ok"] and len(r["per_episode"]) == 3
+    plot_q_along_episodes({"tiny": r})

@@ -66,11 +66,16 @@ def _check_batch(cfg, batch):
         raise KeyError(f"obs_modality={cfg.obs_modality!r} needs batch['observations'][{key!r}]")
 
 
-def _only_modality(cfg, batch):
+def _prepare(cfg, batch, state_normalizer=None):
+    """Keep only the modality's observation; standardise states with ``state_normalizer`` (the
+    same object :class:`Critic` applies at scoring time)."""
     key = "state" if cfg.obs_modality == "state" else "image"
     out = dict(batch)
     for k in ("observations", "next_observations"):
-        out[k] = {key: batch[k][key]}
+        x = batch[k][key]
+        if key == "state" and state_normalizer is not None:
+            x = np.asarray(state_normalizer.normalize(x), np.float32)
+        out[k] = {key: x}
     return out
 
 
@@ -127,7 +132,7 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
     devices = list(devices or jax.devices())
     mesh = Mesh(np.array(devices), ("data",))
     repl, dsh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    example = _only_modality(cfg, data.sample(0))
+    example = _prepare(cfg, data.sample(0), state_normalizer)
     _check_batch(cfg, example)
     if example["actions"].shape[0] % len(devices):
         raise ValueError(f"batch size {example['actions'].shape[0]} not divisible by "
@@ -160,7 +165,7 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
     try:
         while step < end:
             phase, start = _phase_at(agent, step)
-            batch = jax.device_put(_only_modality(cfg, data.sample(step)), dsh)
+            batch = jax.device_put(_prepare(cfg, data.sample(step), state_normalizer), dsh)
             state, m = updates[phase.name](state, batch)
             loss = float(m["loss"])
             if not math.isfinite(loss):
