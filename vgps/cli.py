@@ -49,8 +49,13 @@ def _table1(a) -> int:
 def _manifest(a) -> int:
     from vgps import manifest
     from vgps.paths import figures_dir
+    import json
     out = figures_dir(a.profile)
-    m = manifest.write_manifest(out, a.profile)
+    try:  # keep the wall times a previous reproduction recorded
+        stages = json.loads((out / manifest.MANIFEST_JSON).read_text())["timing"]["stages"]
+    except (FileNotFoundError, KeyError, ValueError):
+        stages = None
+    m = manifest.write_manifest(out, a.profile, stages=stages)
     print(f"wrote {out / manifest.MANIFEST_JSON} ({len(m['artifacts'])} artefacts, "
           f"digest {m['digest'][:12]})")
     return 0
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `vgps table1 log.csv | head`
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
