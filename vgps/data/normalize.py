@@ -23,7 +23,8 @@ class Normalizer:
     def __init__(self, mean, std, mask=None):
         self.mean = np.asarray(mean, np.float32)
         self.std = np.maximum(np.asarray(std, np.float32), _EPS)
-        self.mask = (np.ones_like(self.mean, bool) if mask is None else np.asarray(mask, bool))
+        self.mask = (self.default_mask(self.mean.shape[-1]) if mask is None
+                     else np.asarray(mask, bool))
         if not (self.mean.shape == self.std.shape == self.mask.shape) or self.mean.ndim != 1:
             raise ValueError(f"mean/std/mask must be 1-D of equal size, got {self.mean.shape}, "
                              f"{self.std.shape}, {self.mask.shape}")
