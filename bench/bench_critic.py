@@ -99,19 +99,24 @@ def bench_reuse(name, cfg, image_size, batch_size, reuse, n_steps):
     return _row(f"{name} {'reuse' if reuse else 'no reuse'} (+{EXTRA} actions)", batch_size, sec, fl)
 
 
-def run() -> list[dict]:
+def run(report=print) -> list[dict]:
+    """Run every row, calling ``report(row)`` as each finishes."""
     full = os.environ.get("VGPS_BENCH_FULL") == "1"
     mlp = CriticConfig(batch_size=256)
     conv = dataclasses.replace(mlp, obs_modality="image", encoder="conv_small")
     r34 = dataclasses.replace(mlp, obs_modality="image", encoder="resnet34")
-    rows = [bench_calql("Cal-QL update, MLP state critic", mlp, None, 20),
-            bench_calql("Cal-QL update, conv_small 64px", conv, 64, 3),
-            bench_reuse("MLP state", mlp, None, 256, True, 20),
-            bench_reuse("MLP state", mlp, None, 256, False, 20),
-            bench_reuse("conv_small 64px", conv, 64, 256, True, 3),
-            bench_reuse("conv_small 64px", conv, 64, 256, False, 1),
-            bench_reuse("ResNet-34 128px", r34, 128, 256, True, 1),
-            bench_reuse("ResNet-34 128px", r34, 128, 256 if full else 32, False, 1)]
+    jobs = [lambda: bench_calql("Cal-QL update, MLP state critic", mlp, None, 20),
+            lambda: bench_reuse("MLP state", mlp, None, 256, True, 20),
+            lambda: bench_reuse("MLP state", mlp, None, 256, False, 20),
+            lambda: bench_calql("Cal-QL update, conv_small 64px", conv, 64, 3),
+            lambda: bench_reuse("conv_small 64px", conv, 64, 256, True, 3),
+            lambda: bench_reuse("conv_small 64px", conv, 64, 256, False, 1),
+            lambda: bench_reuse("ResNet-34 128px", r34, 128, 256, True, 1),
+            lambda: bench_reuse("ResNet-34 128px", r34, 128, 256 if full else 32, False, 1)]
+    rows = []
+    for job in jobs:
+        rows.append(job())
+        report(rows[-1])
     return rows
 
 
@@ -119,7 +124,11 @@ def main() -> None:
     import pandas as pd
     from vgps.plotting import to_markdown
     print(f"jax {jax.__version__}, devices {jax.devices()}", flush=True)
-    df = pd.DataFrame(run())
+
+    def report(row):
+        print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in row.items()), flush=True)
+    df = pd.DataFrame(run(report))
     print(to_markdown(df, ".3g"))
 
 

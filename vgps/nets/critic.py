@@ -26,12 +26,23 @@ class MLP(nn.Module):
 
 
 class QHead(nn.Module):
-    """One Q head: concat(z, a) -> MLP -> scalar. ``z [..., Z]``, ``a [..., A]`` -> ``[...]``."""
+    """One Q head: concat(z, a) -> MLP -> scalar, for ``z [B, Z]`` and ``a [B, A]`` -> ``[B]``
+    or ``a [B, K, A]`` -> ``[B, K]``.
+
+    The first layer is split, ``W [z; a] + b = (W_z z + b) + W_a a``: the ``z`` part is computed
+    once per state and shared by all K actions (same function as a Dense on the concatenation,
+    ~2x fewer FLOPs per extra action with a 256-d embedding)."""
     hidden_dims: Sequence[int]
 
     @nn.compact
     def __call__(self, z, actions):
-        return MLP(self.hidden_dims, 1)(jnp.concatenate([z, actions], axis=-1))[..., 0]
+        d0 = self.hidden_dims[0]
+        hz = nn.Dense(d0, name="dense_0_z")(z)
+        ha = nn.Dense(d0, use_bias=False, name="dense_0_a")(actions)
+        if actions.ndim == z.ndim + 1:
+            hz = hz[..., None, :]
+        x = nn.relu(hz + ha)
+        return MLP(tuple(self.hidden_dims[1:]), 1, name="mlp")(x)[..., 0]
 
 
 class CriticNet(nn.Module):
@@ -50,8 +61,6 @@ class CriticNet(nn.Module):
 
     def q_from_embedding(self, z, actions):
         """``z [B, Z]``, ``actions [B, K, A]`` -> ``[E, B, K]`` (or ``[B, A]`` -> ``[E, B]``)."""
-        if actions.ndim == 3:
-            z = jnp.broadcast_to(z[:, None, :], actions.shape[:2] + z.shape[-1:])
         return self.heads(z, actions)
 
     def __call__(self, observations, lang, actions):

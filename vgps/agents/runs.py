@@ -1,0 +1,84 @@
+"""Notebook helpers: train a critic once per (config, dataset) and reuse it, learning curves,
+held-out episodes."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from vgps.agents import checkpoint as ckpt
+from vgps.agents.critic import load_critic
+from vgps.agents.train import train
+
+
+def dataset_fingerprint(dataset_dirs) -> str:
+    """SHA-256 over each dataset's ``dataset_info.json`` and its files' names and sizes."""
+    h = hashlib.sha256()
+    for d in dataset_dirs:
+        d = Path(d)
+        info = d / "dataset_info.json"
+        h.update(info.read_bytes() if info.exists() else str(d).encode())
+        for f in sorted(d.glob("*.tfrecord*")):
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return h.hexdigest()
+
+
+def cache_key(cfg, data) -> str:
+    payload = {"config": dataclasses.asdict(cfg),
+               "data": dataset_fingerprint(getattr(data, "dataset_dirs", [])),
+               "weights": [float(w) for w in getattr(data, "weights", [])]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_metrics(run_dir) -> list[dict]:
+    p = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+
+def train_cached(cfg, data, run_dir, *, progress: bool = True):
+    """Reuse ``run_dir`` if it holds a finished critic with the same cache key (hash of config +
+    dataset fingerprint); resume it if unfinished with the same key; otherwise retrain from
+    scratch. Returns ``(critic, metrics_rows, trained_now: bool, seconds)``."""
+    run_dir = Path(run_dir)
+    key = cache_key(cfg, data)
+    meta_p = run_dir / "meta.json"
+    old_key = json.loads(meta_p.read_text()).get("cache_key") if meta_p.exists() else None
+    if old_key == key and (run_dir / "critic.msgpack").exists():
+        return load_critic(run_dir), load_metrics(run_dir), False, 0.0
+    if old_key != key and run_dir.exists():
+        for p in [run_dir / "checkpoints", *run_dir.glob("metrics*"), run_dir / "critic.msgpack"]:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    res = train(cfg, data, run_dir, normalizer=data.normalizer,
+                state_normalizer=getattr(data, "state_normalizer", None), progress=progress,
+                extra_meta={"cache_key": key,
+                            "datasets": [str(d) for d in getattr(data, "dataset_dirs", [])]})
+    return load_critic(run_dir), res.metrics, True, res.seconds
+
+
+def heldout_episodes(dataset_dirs, keys=("state",), split: str = "val", max_episodes=None):
+    """Episodes of the held-out split of every dataset (list of episode dicts)."""
+    from vgps.data.rlds import iter_episodes
+    eps = []
+    for d in dataset_dirs:
+        eps += list(iter_episodes(d, split=split, keys=tuple(keys), max_episodes=max_episodes,
+                                  skip_missing_instruction=True))
+    return eps
+
+
+def plot_learning_curves(runs: dict, keys=("td_loss", "cql_loss", "q_data", "calql/bound_rate")):
+    """``runs: {name: metrics rows}`` -> one panel per metric key (critic phase only)."""
+    import matplotlib.pyplot as plt
+    keys = [k for k in keys if any(k in r for rows in runs.values() for r in rows)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        for name, rows in runs.items():
+            pts = [(r["step"], r[k]) for r in rows if r.get("phase") == "critic" and k in r]
+            if pts:
+                ax.plot(*zip(*pts), label=name, lw=1.3)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
