@@ -35,6 +35,11 @@ class PolicySpec:
     mix: tuple[tuple[str, float], ...] = (("bridge_like", 1.0), ("fractal_like", 1.0))
     seed_offset: int = 0
     steps_scale: float = 1.0                    # multiplies PolicyConfig.num_steps
+    image_channels: tuple[int, ...] = ()        # diffusion only: image observations, conv encoder
+
+    @property
+    def obs_key(self) -> str:
+        return "image" if self.image_channels else "state"
 
 
 @dataclass
@@ -93,7 +98,8 @@ def _from_tokens(tok, st):
 # ---------------------------------------------------------------------------------- networks
 def make_net(spec: PolicySpec):
     if spec.kind == "diffusion":
-        return nets.DiffusionPolicyNet(spec.trunk_dims, spec.head_dims, spec.chunk * ACTION_DIM)
+        return nets.DiffusionPolicyNet(spec.trunk_dims, spec.head_dims, spec.chunk * ACTION_DIM,
+                                       spec.image_channels)
     if spec.kind == "tokens":
         return nets.TokenPolicyNet(spec.trunk_dims)
     if spec.kind == "ar_tokens":
@@ -101,9 +107,12 @@ def make_net(spec: PolicySpec):
     raise ValueError(f"unknown policy kind {spec.kind!r}; choose one of {KINDS}")
 
 
-def init_params(spec: PolicySpec, state_dim: int, lang_dim: int, rng):
+def init_params(spec: PolicySpec, state_dim, lang_dim: int, rng):
+    """``state_dim``: S, or the image shape ``(H, W, 3)`` for image policies."""
     net = make_net(spec)
-    s, l = jnp.zeros((1, state_dim)), jnp.zeros((1, lang_dim))
+    obs_shape = tuple(state_dim) if isinstance(state_dim, (tuple, list)) else (state_dim,)
+    s = jnp.zeros((1, *obs_shape), jnp.uint8 if spec.image_channels else jnp.float32)
+    l = jnp.zeros((1, lang_dim))
     if spec.kind == "diffusion":
         return net.init(rng, s, l, jnp.zeros((1, spec.chunk * ACTION_DIM)), jnp.zeros((1,), jnp.int32))
     if spec.kind == "tokens":
@@ -139,7 +148,7 @@ def train_bc(spec: PolicySpec, data: BCData, num_steps: int, batch_size: int, lr
     net = make_net(spec)
     rng = jax.random.PRNGKey(seed + spec.seed_offset)
     rng, r0 = jax.random.split(rng)
-    params = init_params(spec, data.state.shape[1], data.lang_table.shape[1], r0)
+    params = init_params(spec, data.state.shape[1:], data.lang_table.shape[1], r0)
     tx = optax.chain(optax.clip_by_global_norm(1.0),
                      optax.adamw(optax.cosine_decay_schedule(lr, max(num_steps, 1), 0.1), 1e-4))
     opt = tx.init(params)
@@ -233,7 +242,7 @@ class BCPolicy:
     def sample_chunks(self, observations, instructions, num_samples, rng):
         """``[B, K, H, 7]`` raw chunks (diffusion); other kinds return ``H = 1``."""
         check_sampling_args(num_samples)
-        state = np.asarray(observations["state"], np.float32)
+        state = np.asarray(observations[self.spec.obs_key])
         lang = self._embed(list(instructions))
         if self.spec.kind == "diffusion":
             return np.asarray(self._chunks(self.params, state, lang, rng, int(num_samples)))
@@ -244,9 +253,9 @@ class BCPolicy:
         b = batch_size_of(observations)
         if len(instructions) != b:
             raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
-        state = np.asarray(observations["state"], np.float32)
         if self.spec.kind == "diffusion":
             return self.sample_chunks(observations, instructions, num_samples, rng)[:, :, 0]
+        state = np.asarray(observations["state"], np.float32)
         lang = self._embed(list(instructions))
         if self.spec.kind == "tokens":
             return np.asarray(self._sample(self.params, state, lang, rng, int(num_samples)))

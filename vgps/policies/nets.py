@@ -40,6 +40,19 @@ class Trunk(nn.Module):
         return MLP(tuple(self.dims[1:]) or (self.dims[0],))(jnp.concatenate([h, lz], -1))
 
 
+class ImageTrunk(nn.Module):
+    """Image-language encoder ``(image uint8[B,H,W,3], lang [B,D]) -> [B, H]``: the critic's small
+    FiLM conv encoder (:class:`vgps.nets.encoders.ConvEncoder`) followed by an MLP."""
+    channels: Sequence[int]
+    dims: Sequence[int]
+
+    @nn.compact
+    def __call__(self, image, lang):
+        from vgps.nets.encoders import ConvEncoder
+        h = ConvEncoder(tuple(self.channels), self.dims[0])({"image": image}, lang)
+        return MLP(tuple(self.dims[1:]) or (self.dims[0],))(h)
+
+
 def timestep_embedding(t, dim=32):
     half = dim // 2
     freqs = jnp.exp(-jnp.log(1000.0) * jnp.arange(half) / half)
@@ -52,9 +65,11 @@ class DiffusionPolicyNet(nn.Module):
     trunk_dims: Sequence[int]
     denoise_dims: Sequence[int]
     out_dim: int
+    image_channels: Sequence[int] = ()          # non-empty: observations are images
 
     def setup(self):
-        self.trunk = Trunk(self.trunk_dims)
+        self.trunk = (ImageTrunk(self.image_channels, self.trunk_dims) if self.image_channels
+                      else Trunk(self.trunk_dims))
         self.denoiser = MLP(self.denoise_dims)
         self.out = nn.Dense(self.out_dim)
 

@@ -57,8 +57,9 @@ def rephrasings(instruction: str) -> list[str]:
     return out
 
 
-def load_dataset_episodes(profile: str, datasets=DATASETS) -> dict[str, list[dict]]:
-    """Episodes of the generated datasets ``artifacts/<profile>/datasets/<name>``."""
+def load_dataset_episodes(profile: str, datasets=DATASETS, keys=("state",)) -> dict[str, list[dict]]:
+    """Training-split episodes of ``artifacts/<profile>/datasets/<name>`` (images not decoded
+    unless ``"image" in keys``)."""
     from vgps.data.rlds import load_episodes
     out = {}
     for name in datasets:
@@ -66,7 +67,7 @@ def load_dataset_episodes(profile: str, datasets=DATASETS) -> dict[str, list[dic
         if not any(path.iterdir()):
             raise FileNotFoundError(f"no dataset at {path}; generate it first: "
                                     f"python -m vgps.envs.generate --profile {profile}")
-        out[name] = load_episodes(path)
+        out[name] = load_episodes(path, keys=tuple(keys))
     return out
 
 

@@ -1,0 +1,101 @@
+"""Paper Table 9 analogue: per-step latency of a base policy vs +V-GPS at K = 10, 30, 50, 100.
+
+One robot (B = 1), 64-px image, measured side by side in one run (interleaved repetitions,
+median). Rows: the diffusion stand-in (octo-small-like, image conv encoder) alone; + V-GPS with
+the image critic's encoder run once per observation (ours); + V-GPS re-encoding the image K times
+(the released code's cost model, the paper's 1.28×–2.12×). Also the state-modality pair used by
+the default-profile tables. Weights are freshly initialised: latency does not depend on them.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+KS = (10, 30, 50, 100)
+PAPER = {1: (0.0752, 1.00), 10: (0.0963, 1.28), 30: (0.1096, 1.46), 50: (0.1196, 1.59),
+         100: (0.1596, 2.12)}
+
+
+class _Enc:
+    """Fixed instruction embedding (the real encoder is cached per instruction anyway)."""
+    def encode(self, texts):
+        return np.stack([np.random.default_rng(len(t)).standard_normal(512).astype(np.float32)
+                         for t in texts])
+
+
+def build(modality: str):
+    from vgps.agents.critic import Critic
+    from vgps.config import CriticConfig
+    from vgps.data.normalize import ActionNormalizer
+    from vgps.nets.critic import CriticNet
+    from vgps.policies.bc import BCPolicy, PolicySpec, fit_stats, init_params
+    rng = np.random.default_rng(0)
+    acts = np.concatenate([0.01 * rng.standard_normal((1000, 6)), rng.integers(0, 2, (1000, 1))], 1)
+    if modality == "image":
+        spec = PolicySpec("octo-small-img", "diffusion", (256, 256), (128, 128), chunk=4,
+                          diffusion_steps=10, image_channels=(32, 64, 64, 128))
+        obs = {"image": rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)}
+        cfg = CriticConfig(obs_modality="image", encoder="conv_small")
+    else:
+        spec = PolicySpec("octo-small", "diffusion", (128, 128), (128, 128), chunk=4, diffusion_steps=10)
+        obs = {"state": rng.standard_normal((1, 32)).astype(np.float32)}
+        cfg = CriticConfig(obs_modality="state", encoder="mlp")
+    obs_shape = obs[spec.obs_key].shape[1:]
+    params = init_params(spec, obs_shape, 512, jax.random.PRNGKey(0))
+    policy = BCPolicy(spec, params, fit_stats(acts.astype(np.float32)), _Enc())
+    cparams = CriticNet(cfg).init(jax.random.PRNGKey(1), obs, jnp.zeros((1, 512)), jnp.zeros((1, 7)))
+    critic = Critic(cfg, cparams, ActionNormalizer.fit(acts))
+    return policy, critic, obs
+
+
+def measure(modality: str, reps: int = 15) -> pd.DataFrame:
+    from vgps.steer import ValueGuidedPolicy
+    policy, critic, obs = build(modality)
+    instr = ["put eggplant into yellow basket"]
+    agents = {("base", 1): ValueGuidedPolicy(policy, mode="policy")}
+    for k in KS:
+        agents[("V-GPS (encode once)", k)] = ValueGuidedPolicy(policy, critic, K=k, beta=0.0,
+                                                              language_encoder=_Enc())
+        agents[("V-GPS (re-encode K×)", k)] = ValueGuidedPolicy(policy, critic, K=k, beta=0.0,
+                                                               language_encoder=_Enc(), reencode=True)
+    for k in KS:                              # the policy's own cost of K proposals, no critic
+        agents[("policy K samples, no critic", k)] = ValueGuidedPolicy(policy, K=k, mode="random_select")
+    times = {key: [] for key in agents}
+    key0 = jax.random.PRNGKey(0)
+    for a in agents.values():                                  # compile
+        a.act(obs, instr, key0)
+        a.act(obs, instr, key0)
+    for r in range(reps):                                      # interleaved: same machine load
+        for key, a in agents.items():
+            t0 = time.perf_counter()
+            a.act(obs, instr, jax.random.fold_in(key0, r))
+            times[key].append(time.perf_counter() - t0)
+    base = float(np.median(times[("base", 1)]))
+    rows = []
+    for (method, k), ts in times.items():
+        med = float(np.median(ts))
+        rows.append({"modality": modality, "method": method, "K": k, "latency_ms": 1e3 * med,
+                     "overhead": med / base, "paper_s": PAPER[k][0] if method in ("base", "V-GPS (re-encode K×)") else np.nan,
+                     "paper_overhead": PAPER[k][1] if method in ("base", "V-GPS (re-encode K×)") else np.nan})
+    return pd.DataFrame(rows)
+
+
+def main() -> pd.DataFrame:
+    from vgps.plotting import save_table, to_markdown
+    from vgps.paths import figures_dir
+    df = pd.concat([measure("image"), measure("state")], ignore_index=True)
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPU cores, B=1, median of interleaved reps")
+    print(to_markdown(df, ".3f"))
+    save_table(df, figures_dir(os.environ.get("VGPS_PROFILE", "default")), "table9_overhead")
+    return df
+
+
+if __name__ == "__main__":
+    main()

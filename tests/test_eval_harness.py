@@ -1,0 +1,66 @@
+"""Lock-step harness on a toy env: padding, paired seeds, CSV cache, protocols."""
+import numpy as np
+import pandas as pd
+
+from tests._steer_fakes import GaussPolicy, HashEncoder, QuadraticCritic
+from vgps.eval.harness import Evaluator, RunConfig, episode_seed
+from vgps.eval.protocols import best_per_policy, choose_fixed, summary
+from vgps.steer import ValueGuidedPolicy
+
+
+class ToyEnv:
+    """Succeeds at step 3 when the seed is even, else truncates at step 5."""
+    def reset(self, *, seed):
+        self.seed, self.t = seed, 0
+        return {"state": np.full(4, seed % 7, np.float32)}, {"instruction": "pick coke can"}
+
+    def step(self, a):
+        assert a.shape == (7,)
+        self.t += 1
+        ok = self.seed % 2 == 0 and self.t >= 3
+        return ({"state": np.full(4, self.t, np.float32)}, float(ok), ok, self.t >= 5,
+                {"success": ok, "embodiment": "toy"})
+
+
+def _agent(cfg):
+    return ValueGuidedPolicy(GaussPolicy(), QuadraticCritic(), K=max(cfg.K, 1), beta=cfg.beta,
+                             mode=cfg.method, language_encoder=HashEncoder())
+
+
+def test_lockstep_and_cache(tmp_path):
+    made = []
+    ev = Evaluator(lambda t: ToyEnv(), lambda c: made.append(c) or _agent(c), tmp_path / "r.csv", num_envs=4)
+    df = ev.run(RunConfig("gauss"), ["t1", "t2"], [0], episodes=6)     # 6 = 4 + 2 (padded batch)
+    assert len(df) == 12 and list(df["episode"][:6]) == list(range(6))
+    expect = [episode_seed(0, e) % 2 == 0 for e in range(6)]
+    assert list(df[df.task == "t1"]["success"]) == expect
+    assert set(df["steps"]) <= {3, 5}
+    n = len(made)
+    ev2 = Evaluator(lambda t: ToyEnv(), lambda c: made.append(c) or _agent(c), tmp_path / "r.csv", num_envs=4)
+    again = ev2.run(RunConfig("gauss"), ["t1", "t2"], [0], episodes=6)
+    assert len(made) == n                                               # served from the CSV
+    pd.testing.assert_frame_equal(again.reset_index(drop=True)[df.columns].astype(str),
+                                  df.reset_index(drop=True).astype(str))
+
+
+def _fake_results():
+    rows = []
+    for pol, gain in (("a", 0.3), ("b", 0.0)):
+        for task in ("t1", "t2"):
+            for method, k, b in (("policy", 1, 0.0), ("vgps", 10, 0.0), ("vgps", 10, 1.0)):
+                rate = 0.3 + (gain if (method == "vgps" and b == 1.0) else 0.0)
+                for e in range(20):
+                    rows.append({"policy": pol, "task": task, "method": method, "K": k, "beta": b,
+                                 "env_seed": e, "success": int(e < rate * 20)})
+    return pd.DataFrame(rows)
+
+
+def test_protocols():
+    df = _fake_results()
+    best = best_per_policy(df)
+    assert best.set_index("policy").loc["a", "beta"] == 1.0
+    k, b, scores = choose_fixed(df)
+    assert (k, b) == (10, 1.0)
+    s = summary(df, {"a": (10, 1.0), "b": (10, 1.0)}, "fixed").set_index("policy")
+    assert s.loc["a", "improvement"] > 0.29 and s.loc["a", "verdict"].startswith("helps")
+    assert s.loc["b", "verdict"].startswith("does not help")

@@ -1,0 +1,95 @@
+"""The two reporting protocols of the Table 2 analogue.
+
+(i) ``paper``: sweep K × β on the evaluation seeds and report, per policy, the best setting
+    (App. B.2). Optimistic: the same episodes choose and score the setting.
+(ii) ``fixed``: ONE (K, β) for every policy, chosen on separate tuning seeds
+    (``EvalConfig.tuning_seeds``) by the mean success over policies and tasks, then evaluated on the
+    evaluation seeds, which never influence the choice.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vgps.eval.harness import RunConfig
+from vgps.eval.stats import paired_difference, stratified_bootstrap_mean, wilson
+
+
+def sweep_configs(policy: str, eval_cfg) -> list[RunConfig]:
+    """Base plus every V-GPS (K, β) of the sweep for one policy."""
+    return [RunConfig(policy)] + [RunConfig(policy, "vgps", int(k), float(b))
+                                  for k in eval_cfg.sweep_K for b in eval_cfg.sweep_beta]
+
+
+def _mean_rate(df: pd.DataFrame) -> float:
+    """Mean over tasks of per-task success (every task weighs the same)."""
+    return float(df.groupby("task")["success"].mean().mean())
+
+
+def best_per_policy(df: pd.DataFrame) -> pd.DataFrame:
+    """Protocol (i): for each policy, the V-GPS (K, β) with the highest mean task success."""
+    v = df[df["method"] == "vgps"]
+    rows = []
+    for (pol, k, b), g in v.groupby(["policy", "K", "beta"], sort=True):
+        rows.append({"policy": pol, "K": int(k), "beta": float(b), "rate": _mean_rate(g)})
+    s = pd.DataFrame(rows).sort_values(["policy", "rate", "K", "beta"], ascending=[True, False, True, False])
+    return s.groupby("policy", sort=True).head(1).reset_index(drop=True)
+
+
+def choose_fixed(tuning_df: pd.DataFrame) -> tuple[int, float, pd.DataFrame]:
+    """Protocol (ii): one (K, β) maximizing the mean over policies of the mean task success on
+    the tuning seeds (ties → smaller K, larger β). Returns ``(K, beta, scores)``."""
+    v = tuning_df[tuning_df["method"] == "vgps"]
+    rows = []
+    for (k, b), g in v.groupby(["K", "beta"], sort=True):
+        rates = [_mean_rate(gp) for _, gp in g.groupby("policy")]
+        rows.append({"K": int(k), "beta": float(b), "mean_rate": float(np.mean(rates))})
+    scores = pd.DataFrame(rows).sort_values(["mean_rate", "K", "beta"], ascending=[False, True, False])
+    top = scores.iloc[0]
+    return int(top["K"]), float(top["beta"]), scores.reset_index(drop=True)
+
+
+def select(df: pd.DataFrame, policy: str, method: str, K=None, beta=None) -> pd.DataFrame:
+    m = (df["policy"] == policy) & (df["method"] == method)
+    if K is not None:
+        m &= (df["K"] == K) & np.isclose(df["beta"].astype(float), beta)
+    return df[m]
+
+
+def summary(df: pd.DataFrame, choices: dict[str, tuple[int, float]], protocol: str) -> pd.DataFrame:
+    """Per policy: base and V-GPS mean success over tasks with stratified-bootstrap 95% intervals,
+    the paired improvement and its interval, and a verdict that says when V-GPS did not help."""
+    rows = []
+    for pol, (k, b) in choices.items():
+        base, ours = select(df, pol, "policy"), select(df, pol, "vgps", k, b)
+        mb, lb, hb = stratified_bootstrap_mean(base)
+        mo, lo, ho = stratified_bootstrap_mean(ours)
+        d, dl, dh = paired_difference(base, ours)
+        verdict = ("helps: interval excludes 0" if dl > 0 else "HURTS: interval excludes 0" if dh < 0
+                   else f"does not help significantly (mean change {d:+.3f})")
+        rows.append({"protocol": protocol, "policy": pol, "K": k, "beta": b,
+                     "base": mb, "base_lo": lb, "base_hi": hb, "vgps": mo, "vgps_lo": lo, "vgps_hi": ho,
+                     "improvement": d, "impr_lo": dl, "impr_hi": dh, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def per_task_table(df: pd.DataFrame, choices: dict[str, tuple[int, float]], embodiment_of: dict) -> pd.DataFrame:
+    """Table-2 layout: one row per task (+ per-embodiment and total averages), columns
+    ``<policy>`` and ``<policy> +V-GPS`` with success rates, plus Wilson intervals as text."""
+    tasks = sorted(df["task"].unique(), key=lambda t: (embodiment_of.get(t, ""), t))
+    out = []
+    for t in tasks:
+        row = {"embodiment": embodiment_of.get(t, ""), "task": t}
+        for pol, (k, b) in choices.items():
+            for label, part in (("", select(df, pol, "policy")), (" +V-GPS", select(df, pol, "vgps", k, b))):
+                g = part[part["task"] == t]["success"]
+                lo, hi = wilson(int(g.sum()), len(g))
+                row[pol + label] = float(g.mean())
+                row[pol + label + " CI"] = f"[{lo:.2f}, {hi:.2f}]"
+        out.append(row)
+    tab = pd.DataFrame(out)
+    num = [c for c in tab.columns if c not in ("embodiment", "task") and not c.endswith(" CI")]
+    avg = [{"embodiment": e, "task": "average", **tab[tab["embodiment"] == e][num].mean().to_dict()}
+           for e in sorted(tab["embodiment"].unique())]
+    avg.append({"embodiment": "total", "task": "average", **tab[num].mean().to_dict()})
+    return pd.concat([tab, pd.DataFrame(avg)], ignore_index=True)
