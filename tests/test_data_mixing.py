@@ -113,3 +113,17 @@ def test_augmentation_is_seeded_and_shared_between_obs_and_next():
     np.testing.assert_array_equal(a1, a2)           # obs and next obs get the same parameters
     np.testing.assert_array_equal(a1, b1)
     assert not np.array_equal(a1, c1) and not np.array_equal(a1, x)
+
+
+def test_augmentation_identity_and_grey_invariance():
+    from dataclasses import replace
+    from vgps.data.augment import augment_numpy
+    x = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    ident = replace(CFG, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0.0,
+                    contrast=(1.0, 1.0), saturation=(1.0, 1.0), hue=0.0)
+    out, = augment_numpy([x], (0, 0), ident)
+    assert np.abs(out.astype(int) - x).max() <= 1          # identity up to rounding
+    grey = np.repeat(x[..., :1], 3, axis=-1)
+    hue_only = replace(ident, hue=0.5)
+    out, = augment_numpy([grey], (0, 3), hue_only)
+    assert np.abs(out.astype(int) - grey).max() <= 1       # hue/saturation keep grey pixels
