@@ -120,6 +120,8 @@ class EvalConfig:
     fixed_K: int = 10
     fixed_beta: float = 1.0
     num_envs: int = 16                   # lock-step batch
+    tuning_episodes_per_task: int = 10   # protocol (ii): episodes per task on each tuning seed
+    policies: tuple[str, ...] = ("octo-small", "octo-base", "octo-small-1.5", "rt1x", "openvla")
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def _default() -> Profile:
         name="default",
         benchmark=BenchmarkConfig(episodes_bridge_like=1600, episodes_fractal_like=800),
         critic=CriticConfig(num_steps=10_000, batch_size=256),
-        policy=PolicyConfig(num_steps=10_000, batch_size=256),
+        policy=PolicyConfig(num_steps=3_000, batch_size=256),
         eval=EvalConfig(episodes_per_task=100, seeds=(0,), tuning_seeds=(1000,), num_envs=50),
     )
 
