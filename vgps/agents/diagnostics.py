@@ -6,8 +6,10 @@
   episodes; Q should rise as success nears, so ρ < 0), also the mean within-episode ρ;
 - ``bound_rate``: fraction of held-out (s, a_demo) with Q below the Monte-Carlo return G_t (where
   Cal-QL's lower bound max(Q, G) would be active);
-- ``q_min`` / ``q_lower_ok``: with rewards {-1, 0} and γ the lowest reachable value is
-  -1/(1-γ) (-50 at γ=0.98); a critic far below it has been pushed down by the CQL term.
+- ``q_min_demo`` / ``q_lower_ok``: with rewards {-1, 0} and γ the lowest reachable value is
+  -1/(1-γ) (-50 at γ=0.98); a critic whose dataset actions score far below it has been pushed
+  down by the CQL term. ``q_min_perturbed`` (off-data actions) may go lower: CQL pushes OOD
+  actions down by design.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
     scale = np.asarray(getattr(critic.normalizer, "std", np.ones(7)), np.float32)[:6]
     wins = {k: [] for k in PERTURBATIONS}
     q_all, sts_all, rhos, below, traces = [], [], [], [], []
-    q_min = np.inf
+    q_min, q_min_pert = np.inf, np.inf
     for ep in episodes:
         T = len(ep["action"])
         succ = ep.get("success")
@@ -82,7 +84,7 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
             valids.append(v)
         q = score_episode(critic, ep, encoder.encode([ep["instruction"]])[0], np.stack(cands, 1))
         q_demo = q[:, 0]
-        q_min = min(q_min, float(q.min()))
+        q_min, q_min_pert = min(q_min, float(q_demo.min())), min(q_min_pert, float(q[:, 1:].min()))
         below.append(q_demo < lab["mc_returns"])
         traces.append({"instruction": ep["instruction"], "success": succ, "q": q_demo,
                        "success_step": lab["success_step"],
@@ -106,7 +108,8 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
         res["spearman"] = np.nan
     res["spearman_within_episode"] = float(np.mean(rhos)) if rhos else np.nan
     res["bound_rate"] = float(np.mean(np.concatenate(below))) if below else np.nan
-    res["q_min"] = q_min
+    res["q_min_demo"] = q_min
+    res["q_min_perturbed"] = q_min_pert
     res["q_lower_ok"] = bool(q_min >= -1.1 / (1.0 - gamma))
     res["num_episodes"] = len(episodes)
     res["per_episode"] = traces
