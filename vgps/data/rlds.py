@@ -153,7 +153,6 @@ def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | N
     has some; the paper trains only on language-annotated data).
     ``keys``: which observations to decode (``("state",)`` skips image decoding entirely).
     """
-    import tensorflow as tf
     import tensorflow_datasets as tfds
     info = describe(path)
     if "image" not in keys and info["image_key"] is not None:
@@ -188,7 +187,6 @@ def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | N
             yield ep
     if n == 0:
         raise RLDSError(f"{d}: split {split!r} yielded no usable episodes")
-    del tf
 
 
 def _to_episode(raw: dict, info: dict, i: int, split: str, image_size: int | None,
