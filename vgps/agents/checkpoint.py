@@ -111,9 +111,14 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def restore_bytes(path: Path, template):
     """``from_bytes`` with a clear error on a truncated or foreign file."""
     try:
-        return serialization.from_bytes(template, Path(path).read_bytes())
+        raw = serialization.msgpack_restore(Path(path).read_bytes())
     except Exception as e:  # msgpack raises several types on garbage
         raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
+    try:
+        return serialization.from_state_dict(template, raw)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path} does not match the network its config builds "
+                              f"(written by another vgps version?): {e}") from e
 
 
 def save_params(path: Path, params) -> None:

@@ -25,8 +25,11 @@ def dataset_fingerprint(dataset_dirs) -> str:
     return h.hexdigest()
 
 
+ARCH_VERSION = 2   # bump when parameter layouts or losses change (invalidates cached critics)
+
+
 def cache_key(cfg, data) -> str:
-    payload = {"config": dataclasses.asdict(cfg),
+    payload = {"arch": ARCH_VERSION, "config": dataclasses.asdict(cfg),
                "data": dataset_fingerprint(getattr(data, "dataset_dirs", [])),
                "weights": [float(w) for w in getattr(data, "weights", [])]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
