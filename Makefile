@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@bash scripts/install_system_deps.sh
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
-	$(UV) pip install -q -p $(PY) -r requirements.lock
+	$(UV) pip install -q --compile-bytecode -p $(PY) -r requirements.lock
 	$(UV) pip install -q -p $(PY) --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
