@@ -6,6 +6,7 @@ re-ranking pattern) with encoder reuse (encode once, ``q_from_embedding`` for al
 without (the whole network re-run per action), for conv_small at 64x64 and ResNet-34 at
 128x128. Batch 256, except ResNet-34 without reuse, which runs at batch 32 unless
 ``VGPS_BENCH_FULL=1`` (one step at 256 takes minutes here); its samples/s is comparable.
+``VGPS_BENCH_SKIP_RESNET=1`` leaves out the two ResNet-34 rows (several minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -113,6 +114,8 @@ def run(report=print) -> list[dict]:
             lambda: bench_reuse("conv_small 64px", conv, 64, 256, False, 1),
             lambda: bench_reuse("ResNet-34 128px", r34, 128, 256, True, 1),
             lambda: bench_reuse("ResNet-34 128px", r34, 128, 256 if full else 32, False, 1)]
+    if os.environ.get("VGPS_BENCH_SKIP_RESNET") == "1":
+        jobs = jobs[:-2]
     rows = []
     for job in jobs:
         rows.append(job())
