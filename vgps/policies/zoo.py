@@ -111,6 +111,21 @@ def episodes_fingerprint(episodes_by_set: dict[str, list[dict]]) -> str:
     return h.hexdigest()[:16]
 
 
+def datasets_fingerprint(profile: str, datasets=DATASETS) -> str:
+    """SHA-256 over the names and sizes of the dataset files on disk (no TensorFlow, no decoding);
+    ``dataset_statistics.json``, written lazily by loaders, is excluded."""
+    h = hashlib.sha256()
+    for name in datasets:
+        root = artifacts_dir(profile, "datasets", name)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "dataset_statistics.json")
+        if not files:
+            raise FileNotFoundError(f"no dataset at {root}; generate it first: "
+                                    f"python -m vgps.envs.generate --profile {profile}")
+        for p in files:
+            h.update(f"{p.relative_to(root)}:{p.stat().st_size};".encode())
+    return "disk-" + h.hexdigest()[:16]
+
+
 def cache_key(spec: PolicySpec, policy_cfg, data_fp: str, tag: str = "") -> str:
     blob = json.dumps({"spec": spec_to_dict(spec), "cfg": dataclasses.asdict(policy_cfg),
                        "data": data_fp, "tag": tag}, sort_keys=True)
@@ -129,14 +144,15 @@ def train_or_load(name: str, profile: str, *, episodes_by_set: dict | None = Non
     if language_encoder is None:
         from vgps.data.language import get_encoder
         language_encoder = get_encoder(get_profile(profile).data.language_encoder)
-    if episodes_by_set is None:
-        episodes_by_set = load_dataset_episodes(profile)
-    fp = episodes_fingerprint(episodes_by_set)
+    on_disk = episodes_by_set is None or episodes_by_set is _DISK
+    fp = datasets_fingerprint(profile) if on_disk else episodes_fingerprint(episodes_by_set)
     key = cache_key(spec, cfg, fp, tag)
     out = artifacts_dir(profile, "policies", name + (f"-{tag}" if tag else ""))
     weights, meta_path = out / "policy.msgpack", out / "policy.json"
     if weights.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
         return BCPolicy.from_bytes(spec, weights.read_bytes(), language_encoder)
+    if on_disk:
+        episodes_by_set = _disk_episodes(profile)
     data = bc_data_from_episodes(episodes_by_set, spec, language_encoder, episodes_filter)
     steps = max(1, int(round(cfg.num_steps * spec.steps_scale)))
     t0 = time.time()
@@ -152,13 +168,60 @@ def train_or_load(name: str, profile: str, *, episodes_by_set: dict | None = Non
     return pol
 
 
+_DISK = object()          # marker: the profile's generated datasets, fingerprinted on disk
+_loaded: dict[str, dict] = {}
+
+
+def _disk_episodes(profile: str) -> dict:
+    """Load the profile's datasets once per process (only when something must be trained)."""
+    if profile not in _loaded:
+        _loaded[profile] = load_dataset_episodes(profile)
+    return _loaded[profile]
+
+
 def load_all(profile: str, names=NAMES, **kw) -> dict[str, BCPolicy]:
-    """Every stand-in (episodes loaded once and shared)."""
-    if "episodes_by_set" not in kw:
-        kw["episodes_by_set"] = load_dataset_episodes(profile)
+    """Every stand-in; episodes are read (once) only if some policy is not cached yet."""
     return {n: train_or_load(n, profile, **kw) for n in names}
 
 
 def train_seconds(profile: str, name: str) -> float | None:
     p = Path(artifacts_dir(profile, "policies", name)) / "policy.json"
     return json.loads(p.read_text())["train_seconds"] if p.exists() else None
+
+
+def is_cached(name: str, profile: str) -> bool:
+    """True when ``train_or_load(name, profile)`` would load without training."""
+    p = artifacts_dir(profile, "policies", name) / "policy.json"
+    if not p.exists():
+        return False
+    key = cache_key(SPECS[name], get_profile(profile).policy, datasets_fingerprint(profile), "")
+    return json.loads(p.read_text()).get("key") == key
+
+
+def ensure_trained(profile: str, names=NAMES) -> None:
+    """Train missing stand-ins in a child process (``python -m vgps.policies.zoo``). Reading the
+    datasets imports TensorFlow, which cannot share a process with MuJoCo's OSMesa renderer here."""
+    import subprocess
+    import sys
+    missing = [n for n in names if not is_cached(n, profile)]
+    if missing:
+        subprocess.run([sys.executable, "-m", "vgps.policies.zoo", "--profile", profile, *missing],
+                       check=True)
+
+
+def main(argv=None) -> None:
+    import argparse
+    ap = argparse.ArgumentParser(description="train (or load) the generalist stand-ins")
+    ap.add_argument("--profile", default=None)
+    ap.add_argument("names", nargs="*", default=list(NAMES))
+    a = ap.parse_args(argv)
+    from vgps.config import get_profile as _gp
+    prof = _gp(a.profile).name
+    for n in a.names:
+        t0 = time.time()
+        train_or_load(n, prof)
+        print(f"{n}: ready ({time.time() - t0:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
