@@ -160,7 +160,7 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=total, initial=step, desc=run_dir.name, mininterval=5.0)
+        bar = tqdm(total=total, initial=step, desc=run_dir.name, mininterval=30.0)
     t0, last_good = time.perf_counter(), (existing[-1] if existing else None)
     try:
         while step < end:
