@@ -144,7 +144,8 @@ def _smoke() -> Profile:
         critic=CriticConfig(num_steps=200, batch_size=64, log_every=20, eval_every=100,
                             checkpoint_every=100, behavior_steps=200),
         policy=PolicyConfig(num_steps=200, batch_size=64),
-        eval=EvalConfig(episodes_per_task=4, num_envs=4, sweep_K=(10,), sweep_beta=(0.0, 1.0)),
+        eval=EvalConfig(episodes_per_task=3, num_envs=6, sweep_K=(10,), sweep_beta=(0.0, 1.0),
+                        tuning_episodes_per_task=3),
     )
 
 

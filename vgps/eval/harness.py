@@ -111,31 +111,44 @@ class Evaluator:
 
     def run(self, cfg: RunConfig, tasks, seeds, episodes: int) -> pd.DataFrame:
         """Per-episode results for ``cfg`` on every task × seed (``episodes`` each)."""
-        parts = []
+        return self.run_sets(cfg, tasks, [(seeds, episodes)])[0]
+
+    def run_sets(self, cfg: RunConfig, tasks, sets) -> list[pd.DataFrame]:
+        """Several ``(seeds, episodes)`` sets (e.g. tuning and evaluation seeds) at once: all
+        missing episodes of a task share the lock-step batches. Returns one frame per set."""
+        out = [[] for _ in sets]
         for task in tasks:
-            for seed in seeds:
-                have = self._cached(cfg, task, seed, episodes)
-                if len(have) >= episodes:
-                    parts.append(have)
-                    continue
-                t0 = time.time()
-                agent = self.make_agent(cfg)
-                rows = []
-                b = min(self.num_envs, episodes)
-                envs = self._get_envs(task, b)
-                for start in range(0, episodes, b):
-                    eps = list(range(start, min(start + b, episodes)))
-                    rng = jax.random.PRNGKey(episode_seed(seed, start) % (2**31))
-                    out = run_lockstep(agent, envs, [episode_seed(seed, e) for e in eps], rng)
-                    for e, r in zip(eps, out):
-                        rows.append({**asdict(cfg), "task": task, "seed": seed, "episode": e, **r})
-                new = pd.DataFrame(rows)[RESULT_COLUMNS]
-                self._append(new)
-                parts.append(new)
-                if self.verbose:
-                    print(f"  {cfg.policy:15s} {cfg.label:28s} {task:32s} seed {seed}: "
-                          f"{new['success'].mean():.2f} ({time.time() - t0:.0f}s)", flush=True)
-        return pd.concat(parts, ignore_index=True)
+            jobs = []                                   # (set index, seed, episode) still to run
+            for si, (seeds, episodes) in enumerate(sets):
+                for seed in seeds:
+                    have = self._cached(cfg, task, seed, episodes)
+                    if len(have) >= episodes:
+                        out[si].append(have)
+                    else:
+                        jobs += [(si, seed, e) for e in range(episodes)]
+            if not jobs:
+                continue
+            t0 = time.time()
+            agent = self.make_agent(cfg)
+            b = min(self.num_envs, len(jobs))
+            envs = self._get_envs(task, b)
+            rows = []
+            for start in range(0, len(jobs), b):
+                chunk = jobs[start:start + b]
+                rng = jax.random.PRNGKey(episode_seed(chunk[0][1], chunk[0][2]) % (2**31))
+                res = run_lockstep(agent, envs, [episode_seed(sd, e) for _, sd, e in chunk], rng)
+                rows += [(si, {**asdict(cfg), "task": task, "seed": sd, "episode": e, **r})
+                         for (si, sd, e), r in zip(chunk, res)]
+            new = pd.DataFrame([r for _, r in rows])[RESULT_COLUMNS]
+            self._append(new)
+            for si in range(len(sets)):
+                part = new[[k == si for k, _ in rows]]
+                if len(part):
+                    out[si].append(part)
+            if self.verbose:
+                print(f"  {cfg.policy:15s} {cfg.label:28s} {task:32s}: {new['success'].mean():.2f} "
+                      f"({len(new)} episodes, {time.time() - t0:.0f}s)", flush=True)
+        return [pd.concat(o, ignore_index=True) if o else pd.DataFrame(columns=RESULT_COLUMNS) for o in out]
 
     def _append(self, new: pd.DataFrame) -> None:
         keys = ["policy", "method", "K", "beta", "task", "seed", "episode"]
