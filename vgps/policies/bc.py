@@ -36,6 +36,7 @@ class PolicySpec:
     seed_offset: int = 0
     steps_scale: float = 1.0                    # multiplies PolicyConfig.num_steps
     image_channels: tuple[int, ...] = ()        # diffusion only: image observations, conv encoder
+    recipe: int = 2                             # bump when training code changes (cache key)
 
     @property
     def obs_key(self) -> str:
@@ -95,6 +96,13 @@ def _from_tokens(tok, st):
     return jnp.concatenate([a[..., :-1], (a[..., -1:] > 0.5).astype(a.dtype)], -1)
 
 
+def _norm_state(state, stats):
+    if "state_mean" not in stats:
+        return state
+    return ((np.asarray(state, np.float32) - np.asarray(stats["state_mean"])) /
+            np.asarray(stats["state_std"])).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------- networks
 def make_net(spec: PolicySpec):
     if spec.kind == "diffusion":
@@ -145,6 +153,9 @@ def train_bc(spec: PolicySpec, data: BCData, num_steps: int, batch_size: int, lr
     if len(data) == 0:
         raise ValueError(f"{spec.name}: empty training set")
     stats = fit_stats(data.actions)
+    if not spec.image_channels:                  # z-score the state (positions, angles, opening)
+        stats["state_mean"] = data.state.mean(0).astype(np.float32)
+        stats["state_std"] = np.maximum(data.state.std(0), 1e-3).astype(np.float32)
     net = make_net(spec)
     rng = jax.random.PRNGKey(seed + spec.seed_offset)
     rng, r0 = jax.random.split(rng)
@@ -165,13 +176,14 @@ def train_bc(spec: PolicySpec, data: BCData, num_steps: int, batch_size: int, lr
     else:
         target = _to_tokens(data.actions[:, 0], stats)
     target = np.asarray(target, np.float32 if spec.kind == "diffusion" else np.int32)
+    states = _norm_state(data.state, stats)
     p = None if data.weight is None else data.weight / data.weight.sum()
     np_rng = np.random.default_rng(seed + spec.seed_offset)
     losses = np.zeros(num_steps, np.float32)
     t0 = time.time()
     for i in range(num_steps):
         idx = np_rng.choice(len(data), batch_size, p=p) if p is not None else np_rng.integers(0, len(data), batch_size)
-        batch = {"state": data.state[idx], "lang": data.lang_table[data.lang_idx[idx]], "target": target[idx]}
+        batch = {"state": states[idx], "lang": data.lang_table[data.lang_idx[idx]], "target": target[idx]}
         rng, r = jax.random.split(rng)
         params, opt, l = step(params, opt, batch, r)
         losses[i] = float(l) if (i % log_every == 0 or i == num_steps - 1) else np.nan
@@ -242,7 +254,7 @@ class BCPolicy:
     def sample_chunks(self, observations, instructions, num_samples, rng):
         """``[B, K, H, 7]`` raw chunks (diffusion); other kinds return ``H = 1``."""
         check_sampling_args(num_samples)
-        state = np.asarray(observations[self.spec.obs_key])
+        state = _norm_state(np.asarray(observations[self.spec.obs_key]), self.stats)
         lang = self._embed(list(instructions))
         if self.spec.kind == "diffusion":
             return np.asarray(self._chunks(self.params, state, lang, rng, int(num_samples)))
@@ -255,7 +267,7 @@ class BCPolicy:
             raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
         if self.spec.kind == "diffusion":
             return self.sample_chunks(observations, instructions, num_samples, rng)[:, :, 0]
-        state = np.asarray(observations["state"], np.float32)
+        state = _norm_state(np.asarray(observations["state"], np.float32), self.stats)
         lang = self._embed(list(instructions))
         if self.spec.kind == "tokens":
             return np.asarray(self._sample(self.params, state, lang, rng, int(num_samples)))

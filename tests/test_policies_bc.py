@@ -1,0 +1,65 @@
+"""The BC stand-ins: shapes for B>1, K samples per call, determinism, msgpack round trip, subsets."""
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from tests._steer_fakes import HashEncoder
+from vgps.policies.base import Policy, validate_actions
+from vgps.policies.bc import BCData, BCPolicy, PolicySpec, train_bc
+from vgps.policies.zoo import SPECS, bc_data_from_episodes, rephrasings
+
+SPEC_KW = dict(trunk_dims=(16, 16), head_dims=(16,))
+
+
+def _data(n=64, s=6):
+    rng = np.random.default_rng(0)
+    enc = HashEncoder()
+    acts = np.concatenate([0.01 * rng.standard_normal((n, 2, 6)), rng.integers(0, 2, (n, 2, 1))], -1)
+    return BCData(rng.standard_normal((n, s)).astype(np.float32), rng.integers(0, 2, n),
+                  enc.encode(["a", "b"]), acts.astype(np.float32)), enc
+
+
+@pytest.mark.parametrize("kind,chunk", [("diffusion", 2), ("tokens", 1), ("ar_tokens", 1)])
+def test_kinds(kind, chunk):
+    data, enc = _data()
+    spec = PolicySpec(f"t-{kind}", kind, chunk=chunk, diffusion_steps=4, **SPEC_KW)
+    params, stats, losses = train_bc(spec, data, 3, 16, 1e-3, 0, verbose=False)
+    pol = BCPolicy(spec, params, stats, enc)
+    assert isinstance(pol, Policy)
+    obs = {"state": data.state[:3]}
+    a = pol.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(0))
+    validate_actions(a, 3, 5)
+    assert set(np.unique(a[..., -1])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(a, pol.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(0)))
+    assert not np.array_equal(a, pol.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(1)))
+    if kind == "diffusion":
+        assert pol.sample_chunks(obs, ["a"] * 3, 5, jax.random.PRNGKey(0)).shape == (3, 5, chunk, 7)
+    back = BCPolicy.from_bytes(spec, pol.to_bytes(), enc)
+    np.testing.assert_array_equal(a, back.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(0)))
+
+
+def test_autoregressive_one_pass_per_sample():
+    data, enc = _data()
+    spec = PolicySpec("t-ar", "ar_tokens", **SPEC_KW)
+    params, stats, _ = train_bc(spec, data, 2, 16, 1e-3, 0, verbose=False)
+    pol = BCPolicy(spec, params, stats, enc)
+    calls = []
+    inner = pol._one_pass
+    pol._one_pass = lambda *a: calls.append(1) or inner(*a)
+    pol.sample_actions({"state": data.state[:2]}, ["a", "b"], 4, jax.random.PRNGKey(0))
+    assert len(calls) == 4
+
+
+def test_subset_and_rephrasing():
+    eps = [{"action": np.zeros((5, 7), np.float32), "observation": {"state": np.zeros((5, 3), np.float32)},
+            "instruction": "put carrot on plate", "metadata": {"embodiment": emb}}
+           for emb in ("widowx", "google_robot")]
+    spec = dataclasses.replace(SPECS["octo-small"], rephrase=True)
+    d = bc_data_from_episodes({"bridge_like": eps[:1], "fractal_like": eps[1:]}, spec, HashEncoder(),
+                              episodes_filter=lambda name, e: e["metadata"]["embodiment"] == "widowx")
+    assert len(d) == 5 and d.actions.shape == (5, spec.chunk, 7)
+    assert len(d.lang_table) == len(rephrasings("put carrot on plate")) > 1
+    with pytest.raises(ValueError, match="no training episodes"):
+        bc_data_from_episodes({"bridge_like": eps}, spec, HashEncoder(), lambda n, e: False)
