@@ -153,8 +153,9 @@ def _default() -> Profile:
     return Profile(
         name="default",
         benchmark=BenchmarkConfig(episodes_bridge_like=1600, episodes_fractal_like=800),
-        # measured on the shared 2-core box: 1k BC + 5k critic steps at batch 128 ≈ 6.5 min;
-        # held-out demo-vs-perturbed 0.89, Spearman(Q, steps-to-success) -0.72
+        # measured (2 cores): 1k BC + 5k critic steps at batch 128 = 107 s (Cal-QL), 119 s (SAC
+        # variant), up to ~6.5 min when the CPU is shared; held-out demo>perturbed 0.88,
+        # Spearman(Q, steps-to-success) -0.73 (notebook 02)
         critic=CriticConfig(num_steps=5_000, batch_size=128, cql_n_actions=2, behavior_steps=1_000),
         policy=PolicyConfig(num_steps=3_000, batch_size=256),
         eval=EvalConfig(episodes_per_task=100, seeds=(0,), tuning_seeds=(1000,), num_envs=50),
