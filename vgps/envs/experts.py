@@ -60,6 +60,7 @@ class ScriptedExpert:
         self.drift_steps = int(rng.integers(3, 8))
         self._new_grasp(env, faulty=mode == "imprecise_grasp")
         self.phase, self.count, self.gave_up, self.attempts = "approach", 0, False, 0
+        self._prev_tcp = None
         src = env.object_position(env.source)
         self.src0 = src
         self.carry_from = None
@@ -119,6 +120,10 @@ class ScriptedExpert:
     def _plan(self, env, tcp):
         """Return (TCP target, gripper command) and advance the phase machine."""
         self.count += 1
+        # the arm stopped moving (fingers on the object/table): act on the state, not a timer, so
+        # the gripper command is a function of what a policy can observe
+        prev, self._prev_tcp = getattr(self, "_prev_tcp", None), tcp.copy()
+        stalled = prev is not None and self.count >= 2 and np.linalg.norm(tcp - prev) < 0.003
         g = self._grasp_point(env)
         carry = self._carry_z(env)
         src = env.object_position(env.source)
@@ -131,7 +136,8 @@ class ScriptedExpert:
         if ph == "descend":
             if self.close_early and self.count >= 2:
                 self._goto("close")
-            elif np.linalg.norm(g - tcp) < 0.008 or self.count > 6:
+            elif np.linalg.norm(g - tcp) < 0.008 or self.count > 6 or \
+                    (stalled and np.linalg.norm((g - tcp)[:2]) < 0.012):
                 self._goto("close")
             return g, OPEN
         if ph == "close":
@@ -165,7 +171,8 @@ class ScriptedExpert:
             return tgt, CLOSED
         if ph == "lower":
             p = self._place_point(env)
-            if np.linalg.norm(p - tcp) < 0.01 or self.count > 6:
+            if np.linalg.norm(p - tcp) < 0.01 or self.count > 6 or \
+                    (stalled and np.linalg.norm((p - tcp)[:2]) < 0.012):
                 self._goto("drift" if self.failure_mode == "late_release" else "release")
                 self.drift_target = p.copy()
             return p, CLOSED

@@ -26,7 +26,7 @@ DATASETS = (("bridge_like", "bridge", "widowx", "episodes_bridge_like"),
 SPLITS = ("train", "val")
 SEED_BASE = 10_000_000          # far from evaluation seeds (0..) and tuning seeds (1000..)
 MAX_RETRIES = 3
-DATA_VERSION = 2              # bump when env or expert behaviour changes (invalidates caches)
+DATA_VERSION = 3              # bump when env or expert behaviour changes (invalidates caches)
 
 
 def episode_plan(cfg, dataset: str, split: str) -> list[tuple[str, int]]:
