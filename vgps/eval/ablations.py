@@ -1,0 +1,550 @@
+"""Helpers for notebook 06: the paper's appendix ablations (App. E–J) on the embedded suite.
+
+- critics: :func:`critic_or_train` loads the critic an earlier notebook saved (02: ``calql``,
+  ``calql_sac``; 03: ``iql``) or trains it with the same config and cache helper
+  (:func:`vgps.agents.runs.train_cached`), so notebook 06 also runs alone;
+- data fractions (Table 8): :func:`subset_indices` (nested, seeded episode subsets),
+  :func:`fraction_plan`, :func:`fraction_training_data` and :func:`fraction_critic`;
+- actors alone (Table 11): :class:`ActorPolicy` / :func:`load_actor`, the tanh-Gaussian actor of a
+  training run (IQL's AWR actor, Cal-QL's SAC actor or frozen behaviour π) behind the
+  :class:`~vgps.policies.base.Policy` protocol;
+- fine-tuning the generalist (Table 7): :func:`finetune_bc`, :func:`finetune_or_load`;
+- the gripper check of Table 11: :func:`gripper_agreement`;
+- evaluation: :func:`make_evaluator` (a cached lock-step :class:`~vgps.eval.harness.Evaluator`
+  whose cache file is keyed on the critic's and the policies' cache keys);
+- tables and figures: :func:`rates`, :func:`paper_rates`, :func:`plot_ours_vs_paper`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from vgps.eval.stats import success_table
+
+# our task id -> the paper's task name (Tables 7, 8, 10-12)
+PAPER_TASK = {
+    "widowx_spoon_on_towel": "Spoon on towel",
+    "widowx_carrot_on_plate": "Carrot on Plate",
+    "widowx_stack_blocks": "Stack blocks",
+    "widowx_eggplant_in_basket": "Eggplant basket",
+    "google_robot_pick_coke_can": "Pick Coke",
+}
+CRITIC_LABEL = {"calql": "Cal-QL", "iql": "IQL", "calql_sac": "Cal-QL (SAC actor)"}
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ================================================================== critics (notebooks 02 / 03)
+def critic_config(prof, name: str):
+    """The CriticConfig notebook 02 / 03 trains under ``name`` (``calql``, ``calql_sac``, ``iql``)."""
+    cfg = prof.critic
+    variants = {"calql": cfg, "calql_sac": dataclasses.replace(cfg, calql_policy="sac"),
+                "iql": dataclasses.replace(cfg, algorithm="iql")}
+    if name not in variants:
+        raise KeyError(f"unknown critic {name!r}; choose one of {sorted(variants)}")
+    return variants[name]
+
+
+def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
+    """``[bridge_like, fractal_like]`` of ``profile`` (generated here if notebook 01 has not)."""
+    from vgps.paths import artifacts_dir
+    root = artifacts_dir(profile, "datasets")
+    if generate_missing and not (root / "generation_summary.json").exists():
+        from vgps.envs.generate import generate
+        generate(profile)
+    return [root / "bridge_like", root / "fractal_like"]
+
+
+def expected_cache_key(cfg, prof, dirs) -> str:
+    """The key :func:`vgps.agents.runs.train_cached` would give ``cfg`` on the full mixture of
+    ``dirs``, computed without loading any data (dataset fingerprints and mix weights only)."""
+    from vgps.agents import runs
+    from vgps.data.loader import _weights_for
+    from vgps.data.rlds import describe
+    resolved = [describe(d)["dir"] for d in dirs]
+    fake = SimpleNamespace(dataset_dirs=resolved, weights=_weights_for(resolved, None, prof.data))
+    return runs.cache_key(cfg, fake)
+
+
+def load_full_data(prof, cfg, dirs):
+    """The training data of notebooks 02 / 03 (both embodiments mixed, state observations)."""
+    from vgps.data.loader import load_training_data
+    return load_training_data(dirs, profile=prof, obs_keys=("state",), batch_size=cfg.batch_size,
+                              seed=cfg.seed, backend="memory")
+
+
+def critic_or_train(profile: str, name: str, *, prof=None, data_fn: Callable | None = None):
+    """``(critic, status)``: the cached critic ``artifacts/<profile>/critics/<name>`` if its cache
+    key matches the current config and datasets, else trained now by the same helper as notebooks
+    02 / 03 (``data_fn()`` supplies the training data, loaded only when needed)."""
+    from vgps.agents import load_critic, runs
+    from vgps.config import get_profile
+    from vgps.paths import artifacts_dir
+    prof = prof or get_profile(profile)
+    cfg = critic_config(prof, name)
+    run_dir = artifacts_dir(profile, "critics", name)
+    dirs = dataset_dirs(profile)
+    meta = run_dir / "meta.json"
+    if (run_dir / "critic.msgpack").exists() and meta.exists():
+        if json.loads(meta.read_text()).get("cache_key") == expected_cache_key(cfg, prof, dirs):
+            return load_critic(run_dir), "reused"
+    data = data_fn() if data_fn is not None else load_full_data(prof, cfg, dirs)
+    critic, _, fresh, secs = runs.train_cached(cfg, data, run_dir, progress=False)
+    return critic, (f"trained now ({secs:.0f} s)" if fresh else "reused")
+
+
+# ================================================================== data fractions (Table 8)
+def subset_indices(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of ``max(1, round(fraction * n))`` of ``n`` episodes. One seeded
+    permutation per ``(n, seed)``, so smaller fractions are subsets of larger ones."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    k = max(1, int(round(fraction * n)))
+    return np.sort(np.random.default_rng([int(seed), int(n)]).permutation(n)[:k])
+
+
+def load_state_episodes(dirs, split: str = "train") -> list[list[dict]]:
+    """Every training episode of each dataset (state observations only), one list per dataset."""
+    from vgps.data.rlds import iter_episodes
+    return [list(iter_episodes(d, split=split, keys=("state",), skip_missing_instruction=True))
+            for d in dirs]
+
+
+def fraction_plan(prof, dirs, fraction: float, seed: int = 0) -> dict:
+    """Which training episodes a ``fraction`` critic keeps (:func:`subset_indices` with
+    ``seed + dataset index``), from the episode counts in the cached dataset statistics (no
+    episode is read), and the cache key of that critic (notebook 02's key + fraction + subset)."""
+    from vgps.data.loader import dataset_statistics
+    from vgps.data.rlds import describe
+    resolved = [describe(d)["dir"] for d in dirs]
+    kept = {}
+    for i, d in enumerate(resolved):
+        name = Path(d).parent.name if Path(d).name[:1].isdigit() else Path(d).name
+        kept[name] = subset_indices(dataset_statistics(d)["num_episodes"], fraction, seed + i).tolist()
+    base = expected_cache_key(prof.critic, prof, dirs)
+    return {"fraction": float(fraction), "seed": int(seed), "dirs": resolved, "episodes": kept,
+            "num_episodes": {k: len(v) for k, v in kept.items()},
+            "cache_key": _sha({"base": base, "fraction": float(fraction), "subset": kept})}
+
+
+def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, encoder=None,
+                           batch_size: int | None = None):
+    """The notebook-02 mixture restricted to ``plan``'s episodes (``episodes``: every training
+    episode of each dataset, in file order). Action and state normalizers are refitted on the
+    subset: the critic never sees the other episodes."""
+    from vgps.data.language import get_encoder
+    from vgps.data.loader import TrainingData, _weights_for
+    from vgps.data.memory import MixtureSampler, TransitionStore
+    from vgps.data.normalize import ActionNormalizer, StateNormalizer, pool
+    resolved = plan["dirs"]
+    w = _weights_for(resolved, None, prof.data)
+    stores, acts, states = [], [], []
+    for d, eps, idx in zip(resolved, episodes, plan["episodes"].values()):
+        if len(eps) <= max(idx):
+            raise ValueError(f"{d}: {len(eps)} episodes, the plan expects at least {max(idx) + 1}")
+        sub = [eps[j] for j in idx]
+        stores.append(TransitionStore(sub, prof.data, keys=("state",), name=str(d)))
+        acts.append(ActionNormalizer.fit(np.concatenate([e["action"] for e in sub])))
+        states.append(StateNormalizer.fit(np.concatenate([e["observation"]["state"] for e in sub])))
+    counts = w / w.sum()
+    norm, snorm = pool(acts, counts), pool(states, counts)
+    encoder = encoder or get_encoder(prof.data.language_encoder)
+    sampler = MixtureSampler(stores, w, batch_size=batch_size or prof.critic.batch_size,
+                             seed=prof.critic.seed, normalizer=norm, encoder=encoder)
+    return TrainingData(backend="memory", normalizer=norm, state_normalizer=snorm,
+                        instructions=sorted({s for st in stores for s in st.instructions}),
+                        weights=w, num_transitions=[len(s) for s in stores],
+                        dataset_dirs=resolved, _sampler=sampler)
+
+
+def fraction_critic(profile: str, prof, fraction: float, *, seed: int = 0, encoder=None,
+                    episodes_fn: Callable | None = None):
+    """``(critic, plan, status)``: the Cal-QL critic (notebook 02's config and training loop)
+    trained on ``fraction`` of the training episodes, cached in
+    ``artifacts/<profile>/critics/calql_frac<percent>`` under :func:`fraction_plan`'s key.
+    ``episodes_fn()`` returns the training episodes; it is called only when training."""
+    from vgps.agents import load_critic
+    from vgps.agents.train import train
+    from vgps.paths import artifacts_dir
+    dirs = dataset_dirs(profile)
+    plan = fraction_plan(prof, dirs, fraction, seed)
+    run_dir = artifacts_dir(profile, "critics", f"calql_frac{round(100 * fraction)}")
+    meta = run_dir / "meta.json"
+    old = json.loads(meta.read_text()).get("cache_key") if meta.exists() else None
+    if old == plan["cache_key"] and (run_dir / "critic.msgpack").exists():
+        return load_critic(run_dir), plan, "reused"
+    if old is not None:
+        for p in [run_dir / "checkpoints", *run_dir.glob("metrics*"), run_dir / "critic.msgpack"]:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    episodes = episodes_fn() if episodes_fn is not None else load_state_episodes(plan["dirs"])
+    data = fraction_training_data(prof, plan, episodes, encoder=encoder)
+    res = train(prof.critic, data, run_dir, normalizer=data.normalizer,
+                state_normalizer=data.state_normalizer, progress=False,
+                extra_meta={"cache_key": plan["cache_key"], "data_fraction": plan["fraction"],
+                            "subset": {"seed": plan["seed"], "num_episodes": plan["num_episodes"],
+                                       "episodes": plan["episodes"]},
+                            "datasets": [str(d) for d in plan["dirs"]]})
+    return load_critic(run_dir), plan, f"trained now ({res.seconds:.0f} s)"
+
+
+# ================================================================== actors alone (Table 11)
+class ActorPolicy:
+    """The tanh-Gaussian actor of a Cal-QL / IQL run as a black-box policy.
+
+    Observations are standardised with the run's state normalizer, actions come out in the
+    critic's normalised space (``bound · tanh``) and are mapped back with the run's action
+    normalizer (the gripper dimension is not normalised: the env opens it when > 0.5).
+    ``deterministic=True`` returns the mode ``bound · tanh(mean)`` for every sample.
+    """
+
+    def __init__(self, name: str, cfg, params, normalizer, state_normalizer, encoder,
+                 deterministic: bool = True):
+        from vgps.nets.policy import TanhGaussianPolicy, mode, sample_and_log_prob
+        self.name, self.cfg, self.params = name, cfg, params
+        self.normalizer, self.state_normalizer = normalizer, state_normalizer
+        self.encoder, self.deterministic = encoder, bool(deterministic)
+        self.net = TanhGaussianPolicy(cfg, tuple(cfg.behavior_hidden_dims))
+        bound = float(cfg.action_bound)
+        net = self.net
+
+        def _sample(params, state, lang, rng, k):
+            mean, log_std = net.apply(params, {"state": state}, lang)
+            if self.deterministic:
+                return jnp.repeat(mode(mean, bound)[:, None], k, axis=1)
+            return sample_and_log_prob(rng, mean, log_std, k, bound)[0]
+        self._sample = jax.jit(_sample, static_argnums=4)
+        self._lang: dict[str, np.ndarray] = {}
+
+    def reset(self, batch_size: int) -> None:
+        pass
+
+    def sample_actions(self, observations, instructions, num_samples, rng):
+        from vgps.policies.base import batch_size_of, check_sampling_args
+        check_sampling_args(num_samples)
+        b = batch_size_of(observations)
+        if len(instructions) != b:
+            raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
+        s = np.asarray(observations["state"], np.float32)
+        if self.state_normalizer is not None:
+            s = np.asarray(self.state_normalizer.normalize(s), np.float32)
+        missing = sorted({t for t in instructions if t not in self._lang})
+        if missing:
+            self._lang.update(zip(missing, np.asarray(self.encoder.encode(missing), np.float32)))
+        lang = np.stack([self._lang[t] for t in instructions])
+        a = np.asarray(self._sample(self.params, s, lang, rng, int(num_samples)), np.float32)
+        return self.normalizer.unnormalize(a) if self.normalizer is not None else a
+
+
+def load_actor(run_dir, encoder, *, name: str | None = None, deterministic: bool = True) -> ActorPolicy:
+    """The actor of the finished training run in ``run_dir`` (its newest full checkpoint):
+    IQL's AWR actor, Cal-QL's SAC actor (``calql_policy="sac"``) or its frozen behaviour π."""
+    from vgps.agents import checkpoint as ckpt
+    from vgps.agents.critic import config_from_dict, example_inputs
+    from vgps.agents.train import make_agent
+    run_dir = Path(run_dir)
+    meta = ckpt.load_meta(run_dir)
+    cfg = config_from_dict(meta["config"])
+    if cfg.obs_modality != "state":
+        raise ValueError(f"{run_dir}: ActorPolicy supports state observations, got {cfg.obs_modality}")
+    cks = ckpt.list_checkpoints(run_dir)
+    if not cks:
+        raise ckpt.CheckpointError(f"{run_dir}: no full checkpoint holding the actor")
+    agent = make_agent(cfg)
+    obs, lang, act = example_inputs(meta)
+    batch = {"observations": obs, "language": lang, "actions": act}
+    template = jax.eval_shape(lambda: agent.init(jax.random.PRNGKey(0), batch))
+    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
+    state = ckpt.restore_bytes(cks[-1], template)
+    if int(state["step"]) != agent.total_steps:
+        raise ckpt.CheckpointError(f"{run_dir}: newest checkpoint is at step {int(state['step'])} "
+                                   f"of {agent.total_steps} (unfinished run)")
+    params = jax.tree.map(jnp.asarray, state["policy"]["params"])
+    return ActorPolicy(name or f"{run_dir.name} actor", cfg, params,
+                       ckpt.from_jsonable_normalizer(meta.get("normalizer")),
+                       ckpt.from_jsonable_normalizer(meta.get("state_normalizer")), encoder,
+                       deterministic=deterministic)
+
+
+# ================================================================== fine-tuning (Table 7)
+def finetune_bc(policy, data, num_steps: int, batch_size: int, lr: float, seed: int):
+    """Continue behaviour cloning of a trained :class:`~vgps.policies.bc.BCPolicy` on ``data``
+    (a :class:`~vgps.policies.bc.BCData`), from its weights and with its own action statistics
+    (the network's output scale is unchanged). Same loss and optimiser family as
+    :func:`~vgps.policies.bc.train_bc`. Returns ``(BCPolicy, losses)``."""
+    import optax
+    from vgps.policies import bc
+    spec = policy.spec
+    stats = {k: np.asarray(v) for k, v in policy.stats.items()}
+    net = bc.make_net(spec)
+    loss = bc._loss_fn(spec, net, stats)
+    tx = optax.chain(optax.clip_by_global_norm(1.0),
+                     optax.adamw(optax.cosine_decay_schedule(lr, max(num_steps, 1), 0.1), 1e-4))
+    params = jax.tree.map(jnp.asarray, policy.params)
+    opt = tx.init(params)
+
+    @jax.jit
+    def step(params, opt, batch, rng):
+        l, g = jax.value_and_grad(loss)(params, batch, rng)
+        upd, opt = tx.update(g, opt, params)
+        return optax.apply_updates(params, upd), opt, l
+
+    if spec.kind == "diffusion":
+        target = np.asarray(bc._to_gauss(data.actions[:, :spec.chunk], stats), np.float32)
+        target = target.reshape(len(data), -1)
+    else:
+        target = np.asarray(bc._to_tokens(data.actions[:, 0], stats), np.int32)
+    p = None if data.weight is None else data.weight / data.weight.sum()
+    np_rng = np.random.default_rng([seed, 7])
+    rng = jax.random.PRNGKey(seed + 7)
+    losses = np.zeros(num_steps, np.float32)
+    for i in range(num_steps):
+        idx = (np_rng.choice(len(data), batch_size, p=p) if p is not None
+               else np_rng.integers(0, len(data), batch_size))
+        batch = {"state": data.state[idx], "lang": data.lang_table[data.lang_idx[idx]],
+                 "target": target[idx]}
+        rng, r = jax.random.split(rng)
+        params, opt, l = step(params, opt, batch, r)
+        losses[i] = float(l)
+    return bc.BCPolicy(spec, params, stats, policy.language_encoder), losses
+
+
+def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str, language_encoder,
+                     num_steps: int, lr: float, batch_size: int, seed: int = 0,
+                     episodes_fn: Callable | None = None):
+    """Load or make ``<base_name>-<tag>``: the cached zoo policy ``base_name`` fine-tuned on the
+    episodes ``episodes_filter(set_name, episode)`` keeps. Cached under
+    ``artifacts/<profile>/policies/<base_name>-<tag>/`` keyed on the base policy's key, the
+    datasets on disk and the fine-tuning settings; ``episodes_fn()`` (default: the zoo's loader)
+    is called only when fine-tuning. Returns ``(policy, status)``."""
+    from vgps.paths import artifacts_dir
+    from vgps.policies import zoo
+    from vgps.policies.bc import BCPolicy
+    base = zoo.train_or_load(base_name, profile, language_encoder=language_encoder, verbose=False)
+    base_key = policy_key(profile, base_name)
+    key = _sha({"base": base_key, "data": zoo.datasets_fingerprint(profile), "steps": num_steps,
+                "lr": lr, "batch": batch_size, "seed": seed, "tag": tag})
+    out = artifacts_dir(profile, "policies", f"{base_name}-{tag}")
+    weights, meta_p = out / "policy.msgpack", out / "policy.json"
+    if weights.exists() and meta_p.exists() and json.loads(meta_p.read_text()).get("key") == key:
+        return BCPolicy.from_bytes(base.spec, weights.read_bytes(), language_encoder), "reused"
+    episodes_by_set = episodes_fn() if episodes_fn is not None else zoo.load_dataset_episodes(profile)
+    data = zoo.bc_data_from_episodes(episodes_by_set, base.spec, language_encoder, episodes_filter)
+    t0 = time.time()
+    pol, losses = finetune_bc(base, data, num_steps, batch_size, lr, seed)
+    secs = time.time() - t0
+    weights.write_bytes(pol.to_bytes())
+    meta_p.write_text(json.dumps({"key": key, "base": base_name, "base_key": base_key, "tag": tag,
+                                  "num_steps": num_steps, "lr": lr, "batch_size": batch_size,
+                                  "num_transitions": len(data), "train_seconds": round(secs, 1),
+                                  "final_loss": float(losses[-1])}, indent=1, sort_keys=True) + "\n")
+    return pol, f"fine-tuned now ({secs:.0f} s)"
+
+
+def policy_key(profile: str, name: str) -> str:
+    """Cache key of a saved policy (``policy.json``), or ``""`` when it has none."""
+    from vgps.paths import artifacts_dir
+    p = artifacts_dir(profile, "policies", name) / "policy.json"
+    return json.loads(p.read_text()).get("key", "") if p.exists() else ""
+
+
+# ================================================================== evaluation
+def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random proposals over the widest action box of the two embodiments."""
+    from vgps.envs import EMBODIMENTS
+    m = max(e.max_step for e in EMBODIMENTS.values())
+    r = max(e.max_rot_step for e in EMBODIMENTS.values())
+    return (np.array([-m] * 3 + [-r] * 3 + [0.0], np.float32),
+            np.array([m] * 3 + [r] * 3 + [1.0], np.float32))
+
+
+def make_evaluator(profile: str, label: str, policies: dict, *, critic=None, encoder=None,
+                   num_envs: int = 16, key_parts=(), env_pool: dict | None = None,
+                   verbose: bool = False):
+    """A cached :class:`~vgps.eval.harness.Evaluator` stepping ``vgps.envs.make(task,
+    render=False)``; ``RunConfig.policy`` names an entry of ``policies`` and ``RunConfig.method``
+    a :class:`~vgps.steer.ValueGuidedPolicy` mode. The cache CSV
+    (``artifacts/<profile>/eval/06_ablations/<label>-<hash>.csv``) is keyed on ``key_parts``
+    (pass the critic's and the policies' cache keys), so retrained models are re-evaluated.
+    ``env_pool``: a dict shared by several evaluators so they step the same environment
+    instances (every episode starts with a seeded ``reset``) instead of building their own."""
+    import vgps.envs as envs
+    from vgps.eval.harness import Evaluator
+    from vgps.paths import artifacts_dir
+    from vgps.steer import ValueGuidedPolicy
+    low, high = random_policy_bounds()
+
+    def make_agent(cfg):
+        return ValueGuidedPolicy(policies[cfg.policy], critic, K=cfg.K, beta=cfg.beta,
+                                 mode=cfg.method, language_encoder=encoder,
+                                 random_low=low, random_high=high)
+
+    path = artifacts_dir(profile, "eval", "06_ablations") / f"{label}-{_sha(list(key_parts))[:10]}.csv"
+    ev = Evaluator(lambda t: envs.make(t, render=False), make_agent, path, num_envs=num_envs,
+                   verbose=verbose)
+    if env_pool is not None:
+        ev._envs = env_pool          # task -> [env, ...], grown on demand by Evaluator._get_envs
+    return ev
+
+
+def run_configs(evaluator, configs, tasks, seeds, episodes: int) -> pd.DataFrame:
+    """Per-episode results of every ``RunConfig`` in ``configs`` on ``tasks`` x ``seeds``."""
+    return pd.concat([evaluator.run(c, list(tasks), list(seeds), int(episodes)) for c in configs],
+                     ignore_index=True)
+
+
+def load_bench_overhead():
+    """``bench/bench_overhead.py`` as a module (the repository's ``bench`` folder is not an
+    installed package), for its ``measure(modality, reps)`` (paper Table 9 analogue)."""
+    import importlib.util
+    from vgps.paths import REPO
+    path = REPO / "bench" / "bench_overhead.py"
+    spec = importlib.util.spec_from_file_location("vgps_bench_overhead", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ================================================================== tables and figures
+def rates(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Success rate with Wilson 95% interval per group (``n``, ``successes``, ``rate``, ``lo``, ``hi``)."""
+    return success_table(df, by)
+
+
+def paper_rates(n: int, **filters) -> pd.DataFrame:
+    """The paper's Table ``n`` filtered on column values (e.g. ``task="Eggplant basket"``)."""
+    from vgps.paper import load_paper_table
+    df = load_paper_table(n)
+    for k, v in filters.items():
+        df = df[df[k].isin(v if isinstance(v, (list, tuple)) else [v])]
+    return df.reset_index(drop=True)
+
+
+def fmt_rate(rate: float, lo: float, hi: float) -> str:
+    return f"{rate:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str,
+                       hue: str | None = None, col: str | None = None, order=None, hue_order=None,
+                       col_order=None, kind: str = "bar", xlabel: str | None = None, title: str = "",
+                       baseline: dict | None = None, paper_baseline: dict | None = None,
+                       height: float = 3.0, aspect: float = 1.3):
+    """One panel per ``col`` value: our success rates (``kind="bar"`` bars or ``"line"`` lines, one
+    colour per ``hue``, Wilson 95% error bars) and the paper's published numbers as white diamonds
+    (one dashed series per panel, or per ``hue`` if ``paper`` has that column). ``ours`` needs
+    ``rate``, ``lo``, ``hi``; ``paper`` needs ``rate``. ``baseline`` / ``paper_baseline``: ``{col
+    value: rate}`` of the unsteered policy, drawn as dotted grey / black lines. Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    cols = list(col_order) if col_order is not None else (sorted(ours[col].unique()) if col else [None])
+    order = list(order) if order is not None else sorted(ours[x].unique(), key=str)
+    hues = list(hue_order) if hue_order is not None else (
+        sorted(ours[hue].unique(), key=str) if hue else [None])
+    palette = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
+    width = 0.8 / len(hues)
+    fig, axes = plt.subplots(1, len(cols), figsize=(height * aspect * len(cols), height),
+                             squeeze=False, sharey=True)
+
+    def pos(v, j):
+        i = order.index(v)
+        return i + (j - (len(hues) - 1) / 2) * width if kind == "bar" else i
+
+    for ax, c in zip(axes[0], cols):
+        d = ours if col is None else ours[ours[col] == c]
+        for j, h in enumerate(hues):
+            dh = (d if hue is None else d[d[hue] == h])
+            dh = dh[dh[x].isin(order)]
+            if not len(dh):
+                continue
+            dh = dh.iloc[np.argsort([order.index(v) for v in dh[x]], kind="stable")]
+            xs = np.array([pos(v, j) for v in dh[x]])
+            y = dh["rate"].to_numpy(float)
+            yerr = np.clip(np.vstack([y - dh["lo"].to_numpy(float), dh["hi"].to_numpy(float) - y]), 0, None)
+            lab = "ours" if h is None else f"ours, {h}"
+            if kind == "bar":
+                ax.bar(xs, y, width=width * 0.92, color=palette[h], label=lab)
+                ax.errorbar(xs, y, yerr=yerr, fmt="none", ecolor="0.3", lw=1, capsize=2)
+            else:
+                ax.errorbar(xs, y, yerr=yerr, color=palette[h], marker="o", ms=4, lw=1.5,
+                            capsize=2, label=lab)
+        if paper is not None and len(paper):
+            p = paper if col is None or col not in paper else paper[paper[col] == c]
+            by_hue = hue is not None and hue in p.columns
+            for j, h in enumerate(hues if by_hue else [None]):
+                ph = p[p[hue] == h] if by_hue else p
+                ph = ph[ph[x].isin(order)]
+                if not len(ph):
+                    continue
+                ph = ph.iloc[np.argsort([order.index(v) for v in ph[x]], kind="stable")]
+                xs = np.array([pos(v, j) if by_hue else order.index(v) for v in ph[x]])
+                colour = palette[h] if by_hue else "black"
+                ax.plot(xs, ph["rate"].to_numpy(float), ls="--" if kind == "line" else "none",
+                        color=colour, lw=1, marker="D", ms=6, mfc="white", mec="black",
+                        label="paper" if h is None else f"paper, {h}")
+        for ref, colour, lab in ((baseline, "0.55", "octo-small alone, ours"),
+                                 (paper_baseline, "black", "octo-small alone, paper")):
+            if ref is not None and c in ref and ref[c] is not None and np.isfinite(ref[c]):
+                ax.axhline(ref[c], color=colour, ls=":", lw=1.3, label=lab)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([str(v) for v in order], fontsize=8,
+                           rotation=20 if kind == "bar" and len(order) > 3 else 0,
+                           ha="right" if kind == "bar" and len(order) > 3 else "center")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(x if xlabel is None else xlabel, fontsize=9)
+        ax.set_title("" if c is None else str(c), fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("success rate")
+    handles, labels = [], []
+    for ax in axes[0]:
+        for hd, lb in zip(*ax.get_legend_handles_labels()):
+            if lb not in labels:
+                handles.append(hd)
+                labels.append(lb)
+    ncol = min(len(labels), 5) or 1
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=ncol, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def gripper_agreement(policies: dict, episodes: list[dict], *, num_states: int = 4000,
+                      seed: int = 0, rng=None, batch: int = 500) -> pd.DataFrame:
+    """How each policy's gripper command (open when > 0.5) matches the demonstrations on
+    ``num_states`` seeded states of ``episodes``: overall agreement, P(close | demo closes),
+    P(open | demo opens) and the fraction of open commands (one sample per state)."""
+    eps = list(episodes)
+    S = np.concatenate([np.asarray(e["observation"]["state"][:len(e["action"])], np.float32) for e in eps])
+    A = np.concatenate([np.asarray(e["action"], np.float32) for e in eps])
+    L = np.array([e["instruction"] for e in eps for _ in range(len(e["action"]))], dtype=object)
+    idx = np.sort(np.random.default_rng(seed).choice(len(S), min(num_states, len(S)), replace=False))
+    demo_open = A[idx, -1] > 0.5
+    rng = jax.random.PRNGKey(seed) if rng is None else rng
+    rows = []
+    for name, pol in policies.items():
+        pol.reset(batch)
+        out = np.concatenate([
+            np.asarray(pol.sample_actions({"state": S[idx[i:i + batch]]}, list(L[idx[i:i + batch]]), 1,
+                                          jax.random.fold_in(rng, i)))[:, 0]
+            for i in range(0, len(idx), batch)])
+        cmd_open = out[:, -1] > 0.5
+        rows.append({"policy": name, "states": len(idx),
+                     "gripper agreement": float(np.mean(cmd_open == demo_open)),
+                     "closes when demo closes": float(np.mean(~cmd_open[~demo_open])) if (~demo_open).any() else np.nan,
+                     "opens when demo opens": float(np.mean(cmd_open[demo_open])) if demo_open.any() else np.nan,
+                     "open commands": float(np.mean(cmd_open)), "open in demos": float(np.mean(demo_open))})
+    return pd.DataFrame(rows)
