@@ -157,7 +157,7 @@ def _default() -> Profile:
         # variant), up to ~6.5 min when the CPU is shared; held-out demo>perturbed 0.88,
         # Spearman(Q, steps-to-success) -0.73 (notebook 02)
         critic=CriticConfig(num_steps=5_000, batch_size=128, cql_n_actions=2, behavior_steps=1_000),
-        policy=PolicyConfig(num_steps=3_000, batch_size=256),
+        policy=PolicyConfig(num_steps=15_000, batch_size=256),
         eval=EvalConfig(episodes_per_task=100, seeds=(0,), tuning_seeds=(1000,), num_envs=50),
     )
 
