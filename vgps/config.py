@@ -158,7 +158,8 @@ def _default() -> Profile:
         # Spearman(Q, steps-to-success) -0.73 (notebook 02)
         critic=CriticConfig(num_steps=5_000, batch_size=128, cql_n_actions=2, behavior_steps=1_000),
         policy=PolicyConfig(num_steps=15_000, batch_size=256),
-        eval=EvalConfig(episodes_per_task=100, seeds=(0,), tuning_seeds=(1000,), num_envs=50),
+        eval=EvalConfig(episodes_per_task=50, seeds=(0,), tuning_seeds=(1000,), num_envs=70,
+                         tuning_episodes_per_task=20),
     )
 
 
