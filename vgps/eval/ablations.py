@@ -282,43 +282,12 @@ def load_actor(run_dir, encoder, *, name: str | None = None, deterministic: bool
 def finetune_bc(policy, data, num_steps: int, batch_size: int, lr: float, seed: int):
     """Continue behaviour cloning of a trained :class:`~vgps.policies.bc.BCPolicy` on ``data``
     (a :class:`~vgps.policies.bc.BCData`), from its weights and with its own action statistics
-    (the network's output scale is unchanged). Same loss and optimiser family as
-    :func:`~vgps.policies.bc.train_bc`. Returns ``(BCPolicy, losses)``."""
-    import optax
+    (input and output scales unchanged) through :func:`~vgps.policies.bc.train_bc`.
+    Returns ``(BCPolicy, losses)``."""
     from vgps.policies import bc
-    spec = policy.spec
-    stats = {k: np.asarray(v) for k, v in policy.stats.items()}
-    net = bc.make_net(spec)
-    loss = bc._loss_fn(spec, net, stats)
-    tx = optax.chain(optax.clip_by_global_norm(1.0),
-                     optax.adamw(optax.cosine_decay_schedule(lr, max(num_steps, 1), 0.1), 1e-4))
-    params = jax.tree.map(jnp.asarray, policy.params)
-    opt = tx.init(params)
-
-    @jax.jit
-    def step(params, opt, batch, rng):
-        l, g = jax.value_and_grad(loss)(params, batch, rng)
-        upd, opt = tx.update(g, opt, params)
-        return optax.apply_updates(params, upd), opt, l
-
-    if spec.kind == "diffusion":
-        target = np.asarray(bc._to_gauss(data.actions[:, :spec.chunk], stats), np.float32)
-        target = target.reshape(len(data), -1)
-    else:
-        target = np.asarray(bc._to_tokens(data.actions[:, 0], stats), np.int32)
-    p = None if data.weight is None else data.weight / data.weight.sum()
-    np_rng = np.random.default_rng([seed, 7])
-    rng = jax.random.PRNGKey(seed + 7)
-    losses = np.zeros(num_steps, np.float32)
-    for i in range(num_steps):
-        idx = (np_rng.choice(len(data), batch_size, p=p) if p is not None
-               else np_rng.integers(0, len(data), batch_size))
-        batch = {"state": data.state[idx], "lang": data.lang_table[data.lang_idx[idx]],
-                 "target": target[idx]}
-        rng, r = jax.random.split(rng)
-        params, opt, l = step(params, opt, batch, r)
-        losses[i] = float(l)
-    return bc.BCPolicy(spec, params, stats, policy.language_encoder), losses
+    params, stats, losses = bc.train_bc(policy.spec, data, num_steps, batch_size, lr, seed,
+                                        log_every=1, verbose=False, init=(policy.params, policy.stats))
+    return bc.BCPolicy(policy.spec, params, stats, policy.language_encoder), losses
 
 
 def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str, language_encoder,
@@ -334,7 +303,7 @@ def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str,
     from vgps.policies.bc import BCPolicy
     base = zoo.train_or_load(base_name, profile, language_encoder=language_encoder, verbose=False)
     base_key = policy_key(profile, base_name)
-    key = _sha({"base": base_key, "data": zoo.datasets_fingerprint(profile), "steps": num_steps,
+    key = _sha({"recipe": 2, "base": base_key, "data": zoo.datasets_fingerprint(profile), "steps": num_steps,
                 "lr": lr, "batch": batch_size, "seed": seed, "tag": tag})
     out = artifacts_dir(profile, "policies", f"{base_name}-{tag}")
     weights, meta_p = out / "policy.msgpack", out / "policy.json"

@@ -148,18 +148,25 @@ def _loss_fn(spec: PolicySpec, net, stats):
 
 
 def train_bc(spec: PolicySpec, data: BCData, num_steps: int, batch_size: int, lr: float, seed: int,
-             log_every: int = 500, verbose: bool = True):
-    """Behaviour cloning on ``data`` (any subset) → ``(params, stats, losses [num_steps])``."""
+             log_every: int = 500, verbose: bool = True, init: tuple | None = None):
+    """Behaviour cloning on ``data`` (any subset) → ``(params, stats, losses [num_steps])``.
+
+    ``init=(params, stats)`` continues from a trained policy (fine-tuning) with its own action and
+    state statistics, so the network's input and output scales are unchanged."""
     if len(data) == 0:
         raise ValueError(f"{spec.name}: empty training set")
-    stats = fit_stats(data.actions)
-    if not spec.image_channels:                  # z-score the state (positions, angles, opening)
-        stats["state_mean"] = data.state.mean(0).astype(np.float32)
-        stats["state_std"] = np.maximum(data.state.std(0), 1e-3).astype(np.float32)
     net = make_net(spec)
     rng = jax.random.PRNGKey(seed + spec.seed_offset)
     rng, r0 = jax.random.split(rng)
-    params = init_params(spec, data.state.shape[1:], data.lang_table.shape[1], r0)
+    if init is not None:
+        params = jax.tree.map(jnp.asarray, init[0])
+        stats = {k: np.asarray(v) for k, v in init[1].items()}
+    else:
+        stats = fit_stats(data.actions)
+        if not spec.image_channels:              # z-score the state (positions, angles, opening)
+            stats["state_mean"] = data.state.mean(0).astype(np.float32)
+            stats["state_std"] = np.maximum(data.state.std(0), 1e-3).astype(np.float32)
+        params = init_params(spec, data.state.shape[1:], data.lang_table.shape[1], r0)
     tx = optax.chain(optax.clip_by_global_norm(1.0),
                      optax.adamw(optax.cosine_decay_schedule(lr, max(num_steps, 1), 0.1), 1e-4))
     opt = tx.init(params)
