@@ -36,7 +36,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 unit: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not gl and not isolated" tests
+	$(PY) -m pytest -q -p no:xdist -m "isolated" tests/test_envs_dataset.py
+	$(PY) -m pytest -q -p no:xdist -m "gl" tests
 
 nbtest: setup
 	VGPS_PROFILE=smoke $(PY) scripts/run_nbval.py $(NOTEBOOKS)

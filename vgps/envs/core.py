@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from vgps.envs import rotations as rot  # noqa: E402
 from vgps.envs.catalogue import (EMBODIMENTS, OBJECT_NAMES, OBJECTS, PER_OBJECT,  # noqa: E402
                                  PROPRIO_DIM, STATE_DIM)
-from vgps.envs.scene import PARK_Z, TABLE_HALF, TIMESTEP, build_xml  # noqa: E402
+from vgps.envs.scene import PARK_Z, TIMESTEP, build_xml  # noqa: E402
 from vgps.envs.shifts import DISTRACTOR_POOL, apply_visual, parse_shift  # noqa: E402
 from vgps.envs import tasks as T  # noqa: E402
 
@@ -64,7 +64,9 @@ class TabletopEnv(gym.Env):
         if "distractors" in self.shift:
             names += tuple(n for n in DISTRACTOR_POOL[self.emb.name] if n not in names)
         self.object_names = names
-        self.model = mujoco.MjModel.from_xml_string(build_xml(self.emb, names))
+        # the table height is compiled in: moving a static geom at run time leaves the collision
+        # broadphase at the old height (objects fell through a raised table)
+        self.model = mujoco.MjModel.from_xml_string(build_xml(self.emb, names, self.shift.table_dz))
         self.data = mujoco.MjData(self.model)
         self._ids()
         self.n_sub = int(round(1.0 / (self.emb.control_hz * TIMESTEP) / N_CHUNKS)) * N_CHUNKS
@@ -114,7 +116,6 @@ class TabletopEnv(gym.Env):
         mujoco.mj_resetData(m, d)
         apply_visual(m, self._vis_ids, self._vis_base, self.shift, np.random.default_rng([seed, 1]))
         self.table_z = self.shift.table_dz
-        m.geom_pos[self._vis_ids["table"], 2] = self.table_z - TABLE_HALF[2]
         # separate streams: the task layout for a seed is the same with or without a shift
         self._choose_objects(rng, np.random.default_rng([seed, 2]))
         self._place_objects(rng, np.random.default_rng([seed, 3]))

@@ -141,8 +141,10 @@ def generate(profile: str = "default", out: str | Path | None = None, workers: i
     n_eps = sum(len(j[1]) for j in todo)
     t0 = time.perf_counter()
     bar = tqdm(total=n_eps, desc="episodes", unit="ep", disable=quiet or None)
-    if todo and workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
+    # rendering always happens in spawned workers: this process writes RLDS through TensorFlow,
+    # which cannot share a process with an OSMesa/EGL context here (segfault either way round)
+    if todo and (workers > 1 or cfg.render_images):
+        with mp.get_context("spawn").Pool(max(1, workers)) as pool:
             for path in pool.imap_unordered(_run_chunk, todo):
                 bar.update(len(next(j[1] for j in todo if j[0] == path)))
     else:

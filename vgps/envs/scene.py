@@ -87,7 +87,7 @@ def _object_xml(name: str) -> str:
     return shapes[name]
 
 
-def build_xml(emb: Embodiment, object_names: tuple[str, ...]) -> str:
+def build_xml(emb: Embodiment, object_names: tuple[str, ...], table_dz: float = 0.0) -> str:
     """MJCF text for one embodiment with the given objects (positions set at reset)."""
     half_gap = emb.max_open / 2
     tx = 0.5 * (emb.spawn_x[0] + emb.spawn_x[1])
@@ -125,7 +125,7 @@ def build_xml(emb: Embodiment, object_names: tuple[str, ...]) -> str:
   <worldbody>
     <light name="key" pos="{tx} 0 1.5" dir="0 0 -1" diffuse="0.6 0.6 0.6" castshadow="false"/>
     <geom name="floor" type="plane" size="3 3 0.05" pos="0 0 -0.75" rgba="0.35 0.33 0.3 1"/>
-    <geom name="table" type="box" size="{_v(TABLE_HALF)}" pos="{tx} 0 {-TABLE_HALF[2]}" rgba="{_v(emb.table_rgba)}" friction="1 0.005 0.0001"/>
+    <geom name="table" type="box" size="{_v(TABLE_HALF)}" pos="{tx} 0 {table_dz - TABLE_HALF[2]}" rgba="{_v(emb.table_rgba)}" friction="1 0.005 0.0001"/>
     <geom name="robot_base" class="vis" type="cylinder" size="0.05 {emb.base[2] / 2}" pos="{emb.base[0]} {emb.base[1]} {emb.base[2] / 2}" rgba="{_v(emb.arm_rgba)}"/>
     <camera name="main" pos="{_v(emb.camera_pos)}" quat="{_v(cam_quat)}" fovy="{emb.camera_fovy}"/>
     {arm}
