@@ -3,9 +3,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-# renders with OSMesa/EGL: run apart from TensorFlow tests (`make unit` runs `-m gl` separately)
-pytestmark = pytest.mark.gl
-
 from vgps.envs import EVAL_TASKS, SHIFTS, STATE_DIM, TRAIN_TASKS, gym_id, make, object_slice
 from vgps.envs.experts import ScriptedExpert, rollout
 

@@ -24,7 +24,6 @@ def test_plan_is_deterministic_and_disjoint(cfg):
     assert len(seeds) == 4 + 3 + 1 + 1 and min(seeds) >= 10_000_000
 
 
-@pytest.mark.gl
 def test_episode_format_and_chunk_round_trip(cfg, tmp_path):
     ep = run_episode("widowx_carrot_on_plate", 10_000_001, cfg)
     T = len(ep["action"])
