@@ -10,12 +10,19 @@ state or MuJoCo's bad-acceleration warning) truncates the episode with ``info["u
 from __future__ import annotations
 
 import os
+import sys
 
-os.environ.setdefault("MUJOCO_GL", "osmesa")
-os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+GL_BACKEND = os.environ.get("MUJOCO_GL", "osmesa") or "osmesa"
+os.environ.setdefault("PYOPENGL_PLATFORM", GL_BACKEND)
+if "mujoco" not in sys.modules:
+    # Import MuJoCo without loading Mesa GL: Mesa (OSMesa/EGL) and TensorFlow crash when they share
+    # a process, so GL is loaded only when a renderer is first needed (see _make_renderer).
+    os.environ["MUJOCO_GL"] = "disable"
+    import mujoco  # noqa: E402
+    os.environ["MUJOCO_GL"] = GL_BACKEND
 
 import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
+import mujoco  # noqa: E402,F811
 import numpy as np  # noqa: E402
 
 from vgps.envs import rotations as rot  # noqa: E402
@@ -35,9 +42,29 @@ class GLUnavailableError(RuntimeError):
     pass
 
 
+def _load_gl() -> None:
+    """Install MuJoCo's GL context class for ``$MUJOCO_GL`` (osmesa or egl) on first use."""
+    from mujoco.rendering.classic import gl_context
+    if getattr(gl_context, "GLContext", None) is not None:
+        return
+    if "tensorflow" in sys.modules:
+        raise GLUnavailableError(
+            "TensorFlow is loaded in this process, and Mesa GL (OSMesa/EGL) crashes alongside it. "
+            "Render in a process that does not import TensorFlow (vgps.envs.generate renders in "
+            "worker processes), or pass render=False for state-only environments.")
+    if GL_BACKEND == "egl":
+        from mujoco.egl import GLContext
+    else:
+        from mujoco.osmesa import GLContext
+    gl_context.GLContext = GLContext
+
+
 def _make_renderer(model, size: int):
     try:
+        _load_gl()
         return mujoco.Renderer(model, size, size)
+    except GLUnavailableError:
+        raise
     except Exception as e:  # noqa: BLE001 - any GL failure gets the same advice
         raise GLUnavailableError(
             f"offscreen rendering failed ({type(e).__name__}: {e}). Install OSMesa "
