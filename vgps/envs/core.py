@@ -9,8 +9,10 @@ state or MuJoCo's bad-acceleration warning) truncates the episode with ``info["u
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import weakref
 
 GL_BACKEND = os.environ.get("MUJOCO_GL", "osmesa") or "osmesa"
 os.environ.setdefault("PYOPENGL_PLATFORM", GL_BACKEND)
@@ -59,10 +61,25 @@ def _load_gl() -> None:
     gl_context.GLContext = GLContext
 
 
+_RENDERERS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_renderers() -> None:
+    """Free GL contexts before interpreter teardown (avoids noisy ``Renderer.__del__`` errors)."""
+    for r in list(_RENDERERS):
+        try:
+            r.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def _make_renderer(model, size: int):
     try:
         _load_gl()
-        return mujoco.Renderer(model, size, size)
+        r = mujoco.Renderer(model, size, size)
+        _RENDERERS.add(r)
+        return r
     except GLUnavailableError:
         raise
     except Exception as e:  # noqa: BLE001 - any GL failure gets the same advice
