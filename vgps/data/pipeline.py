@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from vgps.data.labels import label_steps
-from vgps.data.rlds import _episode_tf_map, describe, fractal_gripper
+from vgps.data.rlds import _episode_tf_map, describe_for, fractal_gripper
 
 _EPISODE_BUFFER = 64
 
@@ -19,12 +19,7 @@ def _episode_dataset(path, split: str, keys, image_size, vocab: dict, cfg, seed:
     """One dataset -> infinite, shuffled stream of single transitions (dict of tensors)."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
-    info = describe(path)
-    if "image" not in keys and info["image_key"] is not None:
-        info["other_images"].append(info["image_key"])
-        info["image_key"] = None
-    if "state" not in keys:
-        info["state_keys"] = []
+    info = describe_for(path, keys)
     skip = {}
     for k in info["other_images"]:
         node = skip

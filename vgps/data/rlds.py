@@ -143,6 +143,18 @@ def _episode_tf_map(info: dict):
     return fn
 
 
+def describe_for(path, keys) -> dict:
+    """:func:`describe` narrowed to the observations in ``keys``: an image not asked for is
+    skipped undecoded, and ``"state" not in keys`` drops the state features."""
+    info = describe(path)
+    if "image" not in keys and info["image_key"] is not None:
+        info["other_images"].append(info["image_key"])
+        info["image_key"] = None
+    if "state" not in keys:
+        info["state_keys"] = []
+    return info
+
+
 def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | None = None,
                   max_episodes: int | None = None, skip_missing_instruction: bool = False,
                   keys: tuple[str, ...] = ("image", "state")) -> Iterator[dict]:
@@ -154,12 +166,7 @@ def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | N
     ``keys``: which observations to decode (``("state",)`` skips image decoding entirely).
     """
     import tensorflow_datasets as tfds
-    info = describe(path)
-    if "image" not in keys and info["image_key"] is not None:
-        info["other_images"].append(info["image_key"])
-        info["image_key"] = None
-    if "state" not in keys:
-        info["state_keys"] = []
+    info = describe_for(path, keys)
     d, builder = info["dir"], info["builder"]
     if split not in info["splits"]:
         raise RLDSError(f"{d}: no split {split!r}; available: {sorted(info['splits'])}")
