@@ -23,6 +23,12 @@ config, and the previous stage's key (so a change upstream re-runs everything af
 the profile. The cache lives in ``artifacts/P/reproduce_cache.json`` and is saved after each
 stage, so a failure loses nothing already done and a rerun resumes at the failed stage.
 
+Notebooks 05 and 06 both read only what 04 and earlier left (critics, stand-ins, datasets), so with
+``--jobs 2`` (the default) they run at the same time in two kernels — each is mostly one
+single-threaded simulator loop, and the machine has two cores. Their keys both chain on 04's; 07
+chains on the pair. Files a concurrent stage wrote are attributed to it by their ``NN_`` prefix;
+anything else written meanwhile is attributed to every stage of the group.
+
 Finally ``figures/P/MANIFEST.json`` and ``MANIFEST.md`` list every artefact under ``figures/P/``
 with SHA-256 and size, the pinned library versions and (outside the hashed digest) the wall time
 of each stage.
@@ -51,6 +57,7 @@ from vgps.paths import artifacts_dir, figures_dir  # noqa: E402
 
 NOTEBOOK_NUMBERS = range(1, 8)
 CACHE_NAME = "reproduce_cache.json"
+CONCURRENT = (("05", "06"),)        # stage-number prefixes that may run at the same time
 
 
 def _rel(p: Path) -> str:
@@ -118,9 +125,12 @@ class Outputs:
     def take(self) -> tuple[dict, dict]:
         return snapshot(self.fig, self.fig_exclude), snapshot(self.art, self.art_exclude)
 
-    def record(self, before: tuple[dict, dict], after: tuple[dict, dict]) -> dict:
-        return {"figures": {r: manifest.sha256_file(self.fig / r) for r in written(before[0], after[0])},
-                "artifacts": {r: after[1][r][1] for r in written(before[1], after[1])}}
+    def record(self, before: tuple[dict, dict], after: tuple[dict, dict],
+               owns=lambda rel: True) -> dict:
+        """What was written between two snapshots; ``owns(rel)`` keeps a subset (concurrent stages)."""
+        return {"figures": {r: manifest.sha256_file(self.fig / r)
+                            for r in written(before[0], after[0]) if owns(r)},
+                "artifacts": {r: after[1][r][1] for r in written(before[1], after[1]) if owns(r)}}
 
     def still_there(self, rec: dict) -> bool:
         for rel, sha in rec.get("figures", {}).items():
@@ -199,6 +209,58 @@ def run_notebook(nb_path: Path, profile: str, nb_out_dir: Path, in_place: bool,
     return dest
 
 
+def _run_stage(spec: tuple) -> tuple[float, str | None]:
+    """Run one stage (in this process or a worker) → ``(wall seconds, error message or None)``."""
+    t0 = time.perf_counter()
+    try:
+        if spec[0] == "datasets":
+            run_datasets(spec[1])
+        else:
+            _, nb, prof, out, in_place, log = spec
+            run_notebook(Path(nb), prof, Path(out), in_place, log)
+    except StageFailed as e:
+        return round(time.perf_counter() - t0, 1), str(e)
+    return round(time.perf_counter() - t0, 1), None
+
+
+def run_group(items: list[tuple[str, tuple]]) -> dict[str, tuple[float, str | None]]:
+    """Run stages ``[(name, spec)]``: one inline, several in spawned worker processes at once."""
+    if len(items) == 1:
+        return {items[0][0]: _run_stage(items[0][1])}
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(len(items), mp_context=mp.get_context("spawn")) as ex:
+        futs = {name: ex.submit(_run_stage, spec) for name, spec in items}
+        out = {}
+        for name, f in futs.items():
+            try:
+                out[name] = f.result()
+            except Exception as e:                      # worker died (e.g. killed, out of memory)
+                out[name] = (0.0, f"worker running {name} died: {type(e).__name__}: {e}")
+        return out
+
+
+def owner_filter(name: str, group: list[str]):
+    """For stage ``name`` run concurrently with ``group``: a file belongs to it unless its path
+    carries another group member's ``NN_`` prefix."""
+    others = [g.split("_")[0] + "_" for g in group if g != name]
+    return lambda rel: not any(part.startswith(o) for o in others for part in rel.split("/"))
+
+
+def group_stages(names: list[str], jobs: int) -> list[list[str]]:
+    """Consecutive stage names → run groups (several names = run concurrently, ``jobs`` > 1)."""
+    groups: list[list[str]] = []
+    for n in names:
+        prev = groups[-1] if groups else None
+        together = jobs > 1 and prev is not None and any(
+            n.split("_")[0] in c and all(p.split("_")[0] in c for p in prev) for c in CONCURRENT)
+        if together and len(prev) < jobs:
+            prev.append(n)
+        else:
+            groups.append([n])
+    return groups
+
+
 def discover_notebooks(nb_dir: Path) -> list[Path]:
     found = []
     for n in NOTEBOOK_NUMBERS:
@@ -225,6 +287,8 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="ignore the cache, run every stage")
     ap.add_argument("--skip-datasets", action="store_true", help="do not run stage 0")
     ap.add_argument("--dry-run", action="store_true", help="show which stages would run")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="run independent notebooks (05 and 06) concurrently when > 1 (default 2)")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output")
     ap.add_argument("--only", nargs="+", metavar="STAGE",
                     help="run only these stages (e.g. datasets 07_real_robot_logs); the others "
@@ -246,68 +310,91 @@ def main(argv=None) -> int:
     data = tree_hash([a.data]) if a.data.exists() else _sha([])
     prof = profile_hash(P)
 
-    stages: list[tuple[str, str, object]] = []
-    upstream = ""
+    names, runners = [], {}
+    env_key = None
     if not a.skip_datasets and generator_exists():
         env_code = tree_hash([REPO / "vgps" / "envs", REPO / "vgps" / "data",
                               REPO / "vgps" / "config.py", REPO / "vgps" / "paths.py"], (".py",))
-        upstream = _sha("datasets", env_code, prof)
-        stages.append(("datasets", upstream, lambda: run_datasets(P)))
+        env_key = _sha("datasets", env_code, prof)
+        names.append("datasets")
+        runners["datasets"] = ("datasets", P)
     elif not a.skip_datasets:
         print("note: vgps/envs/generate.py does not exist yet; skipping dataset generation")
-    notebooks = discover_notebooks(nb_dir)
+    notebooks = {nb.stem: nb for nb in discover_notebooks(nb_dir)}
     if not notebooks:
         print(f"note: no numbered notebooks in {nb_dir}")
-    for nb in notebooks:
-        upstream = _sha("notebook", nb.name, notebook_source_hash(nb), code, data, prof, upstream)
-        stages.append((nb.stem, upstream,
-                       (lambda nb=nb: run_notebook(nb, P, nb_out, in_place, a.log_output))))
+    for stem, nb in notebooks.items():
+        names.append(stem)
+        runners[stem] = ("notebook", str(nb), P, str(nb_out), in_place, a.log_output)
+    groups = group_stages(names, a.jobs)
+    keys, upstream = {}, ""
+    for grp in groups:
+        for name in grp:
+            keys[name] = env_key if name == "datasets" else _sha(
+                "notebook", notebooks[name].name, notebook_source_hash(notebooks[name]), code, data,
+                prof, upstream)
+        upstream = keys[grp[0]] if len(grp) == 1 else _sha("group", [keys[n] for n in grp])
 
-    print(f"reproduce: profile={P}, {len(stages)} stage(s); executed notebooks "
-          + ("replace the committed ones" if in_place else f"go to {_rel(nb_out)}"),
+    print(f"reproduce: profile={P}, {len(names)} stage(s); executed notebooks "
+          + ("replace the committed ones" if in_place else f"go to {_rel(nb_out)}")
+          + "".join(f"; {' and '.join(g)} run concurrently" for g in groups if len(g) > 1),
           flush=True)
     timing: dict[str, dict] = {}
     t_all = time.perf_counter()
-    for i, (name, key, run) in enumerate(stages, 1):
-        if a.only and name not in a.only and not any(name.startswith(o) for o in a.only):
-            rec = cache.get(name, {})
-            print(f"[{i}/{len(stages)}] {name}: not selected (--only)", flush=True)
-            timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
+    index = {n: i for i, n in enumerate(names, 1)}
+    tag = lambda n: f"[{index[n]}/{len(names)}] {n}"  # noqa: E731
+    for grp in groups:
+        todo = []
+        for name in grp:
+            key = keys[name]
+            if a.only and name not in a.only and not any(name.startswith(o) for o in a.only):
+                rec = cache.get(name, {})
+                print(f"{tag(name)}: not selected (--only)", flush=True)
+                timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
+                continue
+            rec = cache.get(name)
+            exec_copy_ok = (name == "datasets" or in_place or (nb_out / f"{name}.ipynb").exists())
+            if rec and rec.get("key") == key and exec_copy_ok and outputs.still_there(rec):
+                print(f"{tag(name)}: unchanged, skipped "
+                      f"(last run {rec.get('wall_time_s', 0):.1f}s)", flush=True)
+                timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
+                continue
+            why = ("never run" if not rec else "inputs changed" if rec.get("key") != key
+                   else "executed copy missing" if not exec_copy_ok else "outputs missing or changed")
+            print(f"{tag(name)}: {'would run' if a.dry_run else 'running'} ({why})"
+                  + ("" if a.dry_run else " ..."), flush=True)
+            todo.append(name)
+        if a.dry_run or not todo:
             continue
-        rec = cache.get(name)
-        exec_copy_ok = (name == "datasets" or in_place or (nb_out / f"{name}.ipynb").exists())
-        if rec and rec.get("key") == key and exec_copy_ok and outputs.still_there(rec):
-            print(f"[{i}/{len(stages)}] {name}: unchanged, skipped "
-                  f"(last run {rec.get('wall_time_s', 0):.1f}s)", flush=True)
-            timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
-            continue
-        why = ("never run" if not rec else "inputs changed" if rec.get("key") != key
-               else "executed copy missing" if not exec_copy_ok else "outputs missing or changed")
-        if a.dry_run:
-            print(f"[{i}/{len(stages)}] {name}: would run ({why})", flush=True)
-            continue
-        print(f"[{i}/{len(stages)}] {name}: running ({why}) ...", flush=True)
         before = outputs.take()
-        t0 = time.perf_counter()
-        try:
-            run()
-        except StageFailed as e:
-            save_cache(cache_path, cache)
-            print(f"\nFAILED at stage {i}/{len(stages)} ({name}):\n  {e}\n"
-                  f"Stages before it are cached; fix the problem and rerun to resume.",
-                  file=sys.stderr, flush=True)
-            return 1
-        dt = round(time.perf_counter() - t0, 1)
+        results = run_group([(n, runners[n]) for n in todo])
         after = outputs.take()
-        cache[name] = {"key": key, "wall_time_s": dt, **outputs.record(before, after)}
+        failed = None
+        for name in todo:
+            dt, err = results[name]
+            if err is not None:
+                failed = failed or (name, err)
+                continue
+            owns = owner_filter(name, todo) if len(todo) > 1 else (lambda rel: True)
+            cache[name] = {"key": keys[name], "wall_time_s": dt, **outputs.record(before, after, owns)}
+            if len(todo) > 1:
+                cache[name]["concurrent_with"] = [n for n in todo if n != name]
+            timing[name] = {"wall_time_s": dt, "cached": False}
+            print(f"{tag(name)}: done in {dt:.1f}s "
+                  f"({len(cache[name]['figures'])} figure/table file(s) written)", flush=True)
         save_cache(cache_path, cache)
-        timing[name] = {"wall_time_s": dt, "cached": False}
-        print(f"[{i}/{len(stages)}] {name}: done in {dt:.1f}s "
-              f"({len(cache[name]['figures'])} figure/table file(s) written)", flush=True)
+        if failed:
+            print(f"\nFAILED at stage {tag(failed[0])}:\n  {failed[1]}\n"
+                  f"Stages before it (and any that finished beside it) are cached; fix the problem "
+                  f"and rerun to resume.", file=sys.stderr, flush=True)
+            return 1
 
     if a.dry_run:
         return 0
-    m = manifest.write_manifest(figures_dir(P), P, stages=timing)
+    elapsed = round(time.perf_counter() - t_all, 1)
+    ran = [n for n, t in timing.items() if not t["cached"]]
+    m = manifest.write_manifest(figures_dir(P), P, stages=timing,
+                                elapsed_s=elapsed if ran and len(ran) == len(timing) else None)
     print(f"manifest: {_rel(figures_dir(P))}/{manifest.MANIFEST_JSON} — {len(m['artifacts'])} artefact(s), "
           f"digest {m['digest'][:16]}, total {time.perf_counter() - t_all:.1f}s this run",
           flush=True)

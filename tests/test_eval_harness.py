@@ -64,3 +64,28 @@ def test_protocols():
     s = summary(df, {"a": (10, 1.0), "b": (10, 1.0)}, "fixed").set_index("policy")
     assert s.loc["a", "improvement"] > 0.29 and s.loc["a", "verdict"].startswith("helps")
     assert s.loc["b", "verdict"].startswith("does not help")
+
+
+class GraspToyEnv(ToyEnv):
+    """ToyEnv whose object is 'held' on steps 2–3 when seed % 3 == 1, from step 2 on when
+    seed % 3 == 2, never when seed % 3 == 0 (odd seeds fail, even seeds succeed at step 3)."""
+    source = "obj"
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def grasped(self, name):
+        assert name == "obj"
+        m = self.seed % 3
+        return (m == 1 and 2 <= self.t <= 3) or (m == 2 and self.t >= 2)
+
+
+def test_failure_modes_track_grasp_through_lockstep_hook():
+    from vgps.eval.failures import CATEGORIES, failure_modes
+    seeds = [1, 3, 5, 8]           # held then dropped, never, held to timeout, success
+    envs = [GraspToyEnv() for _ in seeds]
+    df = failure_modes(_agent(RunConfig("gauss")), envs, seeds, np.zeros(2, np.uint32))
+    assert list(df["ever_grasped"]) == [True, False, True, True]
+    assert list(df["held_at_end"]) == [False, False, True, True]
+    assert list(df["outcome"]) == [CATEGORIES[2], CATEGORIES[1], CATEGORIES[3], CATEGORIES[0]]

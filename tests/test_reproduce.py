@@ -88,3 +88,49 @@ def test_reproduce_cache_manifest_and_failure(tmp_path):
     assert (nbs / "02_broken.ipynb").read_bytes() == src
     assert (tmp_path / "art" / "smoke" / "notebooks" / "failed" / "02_broken.ipynb").exists()
     assert man.read_bytes() == before and (tmp_path / "fig" / "smoke" / "t.csv").exists()
+
+
+_RENDEZVOUS = (
+    "import time\nfrom pathlib import Path\nimport pandas as pd\n"
+    "from vgps.paths import figures_dir, artifacts_dir\nfrom vgps.plotting import save_table\n"
+    "d = artifacts_dir(profile, 'meet')\n(d / '{me}').write_text('here')\n"
+    "t0 = time.time()\n"
+    "while not (d / '{other}').exists():\n"
+    "    assert time.time() - t0 < 120, 'the other notebook never started: not concurrent'\n"
+    "    time.sleep(0.1)\n"
+    "save_table(pd.DataFrame({{'x': [1]}}), figures_dir(profile), '{me}_table')\n"
+    "(artifacts_dir(profile, 'eval') / '{me}_cache.csv').write_text('x')\n")
+
+
+@pytest.mark.slow
+def test_reproduce_runs_05_and_06_concurrently(tmp_path):
+    """05 and 06 wait for each other (a rendezvous), so the run only passes if they overlap; each
+    stage's record keeps its own files; 07 chains on both; --jobs 1 runs them one after another."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "m.py").write_text("X = 1\n")
+    _nb(nbs / "05_a.ipynb", _RENDEZVOUS.format(me="05", other="06"))
+    _nb(nbs / "06_b.ipynb", _RENDEZVOUS.format(me="06", other="05"))
+    _nb(nbs / "07_c.ipynb", "print('last')")
+    r = _run(tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "05_a and 06_b run concurrently" in r.stdout
+    cache = json.loads((tmp_path / "art" / "smoke" / "reproduce_cache.json").read_text())
+    assert set(cache["05_a"]["figures"]) == {"05_table.csv", "05_table.md"}
+    assert set(cache["06_b"]["figures"]) == {"06_table.csv", "06_table.md"}
+    assert "eval/05_cache.csv" in cache["05_a"]["artifacts"] and "eval/06_cache.csv" not in cache["05_a"]["artifacts"]
+    assert cache["05_a"]["concurrent_with"] == ["06_b"]
+    m = json.loads((tmp_path / "fig" / "smoke" / "MANIFEST.json").read_text())
+    assert set(m["timing"]["stages"]) == {"05_a", "06_b", "07_c"} and m["timing"]["elapsed_s"] > 0
+    # editing 05 re-runs 05 and 07 (which chains on the pair), not 06
+    _nb(nbs / "05_a.ipynb", _RENDEZVOUS.format(me="05", other="06") + "print('edited')")
+    r2 = _run(tmp_path, "--dry-run")
+    assert "05_a: would run (inputs changed)" in r2.stdout
+    assert "06_b: unchanged, skipped" in r2.stdout
+    assert "07_c: would run (inputs changed)" in r2.stdout
+    # one job: sequential, so the rendezvous fails in the first notebook with a clear message
+    import shutil
+    shutil.rmtree(tmp_path / "art" / "smoke" / "meet")
+    r3 = _run(tmp_path, "--jobs", "1", "--force")
+    assert r3.returncode == 1 and "05_a.ipynb failed" in r3.stderr and "not concurrent" in r3.stderr

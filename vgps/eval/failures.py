@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from vgps.eval.harness import _stack
+from vgps.eval.harness import run_lockstep
 
 CATEGORIES = ("success", "never grasped", "dropped / released off target", "still holding at timeout")
 
@@ -29,22 +29,15 @@ def failure_modes(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> pd
     outcome category (pick tasks count ``held_at_end`` as success already)."""
     if len(env_seeds) != len(envs):
         raise ValueError("one seed per environment")
-    obs, instr = zip(*[(o, i["instruction"]) for o, i in (e.reset(seed=int(s)) for e, s in zip(envs, env_seeds))])
-    obs, instr = list(obs), list(instr)
-    b = len(envs)
-    done, succ, ever, held = (np.zeros(b, bool) for _ in range(4))
-    agent.reset(b)
-    t = 0
-    while not done.all():
-        actions, _ = agent.act(_stack(obs), instr, jax.random.fold_in(rng, t))
-        for i in np.flatnonzero(~done):
-            o, _, term, trunc, info = envs[i].step(np.asarray(actions[i], np.float32))
-            u = envs[i].unwrapped
-            h = u.grasped(u.source)
-            obs[i], ever[i], held[i] = o, ever[i] | h, h
-            succ[i] |= bool(info.get("success", False))
-            done[i] = term or trunc
-        t += 1
+    ever, held = np.zeros(len(envs), bool), np.zeros(len(envs), bool)
+
+    def track(i, env, info):
+        u = env.unwrapped
+        held[i] = u.grasped(u.source)
+        ever[i] |= held[i]
+
+    res = run_lockstep(agent, envs, env_seeds, rng, on_step=track)
+    succ = np.array([r["success"] for r in res])
     return pd.DataFrame({"env_seed": list(env_seeds), "success": succ, "ever_grasped": ever,
                          "held_at_end": held,
                          "outcome": [classify(*x) for x in zip(succ, ever, held)]})

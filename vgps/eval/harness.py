@@ -42,9 +42,11 @@ def _stack(obs_list):
     return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
 
 
-def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> list[dict]:
+def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array,
+                 on_step: Callable | None = None) -> list[dict]:
     """Run ``len(env_seeds) <= len(envs)`` episodes together; padding slots reuse env 0's first
-    observation so the batch shape (and the jitted functions) never change."""
+    observation so the batch shape (and the jitted functions) never change. ``on_step(i, env,
+    info)`` is called after every step of episode ``i`` (e.g. to track simulator state)."""
     n, b = len(env_seeds), len(envs)
     if n > b:
         raise ValueError(f"{n} episodes for {b} environments")
@@ -72,6 +74,8 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> lis
             r["success"] |= bool(info.get("success", False))
             r["unstable"] |= bool(info.get("unstable", False))
             done[i] = term or trunc
+            if on_step is not None:
+                on_step(i, envs[i], info)
         t += 1
     return res
 

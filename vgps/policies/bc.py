@@ -36,11 +36,13 @@ class PolicySpec:
     seed_offset: int = 0
     steps_scale: float = 1.0                    # multiplies PolicyConfig.num_steps
     image_channels: tuple[int, ...] = ()        # diffusion only: image observations, conv encoder
+    vit: tuple[int, ...] = ()                   # diffusion only: image observations, ViT trunk
+                                                # (patch, width, depth, heads), e.g. Octo-small's
     recipe: int = 2                             # bump when training code changes (cache key)
 
     @property
     def obs_key(self) -> str:
-        return "image" if self.image_channels else "state"
+        return "image" if (self.image_channels or self.vit) else "state"
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _norm_state(state, stats):
 def make_net(spec: PolicySpec):
     if spec.kind == "diffusion":
         return nets.DiffusionPolicyNet(spec.trunk_dims, spec.head_dims, spec.chunk * ACTION_DIM,
-                                       spec.image_channels)
+                                       spec.image_channels, spec.vit)
     if spec.kind == "tokens":
         return nets.TokenPolicyNet(spec.trunk_dims)
     if spec.kind == "ar_tokens":
@@ -119,7 +121,7 @@ def init_params(spec: PolicySpec, state_dim, lang_dim: int, rng):
     """``state_dim``: S, or the image shape ``(H, W, 3)`` for image policies."""
     net = make_net(spec)
     obs_shape = tuple(state_dim) if isinstance(state_dim, (tuple, list)) else (state_dim,)
-    s = jnp.zeros((1, *obs_shape), jnp.uint8 if spec.image_channels else jnp.float32)
+    s = jnp.zeros((1, *obs_shape), jnp.uint8 if spec.obs_key == "image" else jnp.float32)
     l = jnp.zeros((1, lang_dim))
     if spec.kind == "diffusion":
         return net.init(rng, s, l, jnp.zeros((1, spec.chunk * ACTION_DIM)), jnp.zeros((1,), jnp.int32))
@@ -163,7 +165,7 @@ def train_bc(spec: PolicySpec, data: BCData, num_steps: int, batch_size: int, lr
         stats = {k: np.asarray(v) for k, v in init[1].items()}
     else:
         stats = fit_stats(data.actions)
-        if not spec.image_channels:              # z-score the state (positions, angles, opening)
+        if spec.obs_key == "state":              # z-score the state (positions, angles, opening)
             stats["state_mean"] = data.state.mean(0).astype(np.float32)
             stats["state_std"] = np.maximum(data.state.std(0), 1e-3).astype(np.float32)
         params = init_params(spec, data.state.shape[1:], data.lang_table.shape[1], r0)

@@ -53,6 +53,35 @@ class ImageTrunk(nn.Module):
         return MLP(tuple(self.dims[1:]) or (self.dims[0],))(h)
 
 
+class ViTTrunk(nn.Module):
+    """Octo-like transformer trunk ``(image uint8[B,H,W,3], lang [B,D]) -> [B, width]``: patch
+    tokens (``patch``×``patch``), one language token and one readout token, ``depth`` pre-LN
+    blocks of ``heads``-head attention; the readout token's output is the feature. ViT-S/16 at
+    256 px (Octo-small's primary camera) is ``patch=16, width=384, depth=12, heads=6``."""
+    patch: int
+    width: int
+    depth: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, image, lang):
+        from vgps.nets.encoders import image_to_float
+        x = nn.Conv(self.width, (self.patch, self.patch), (self.patch, self.patch), padding="VALID")(
+            image_to_float(image))
+        b = x.shape[0]
+        x = x.reshape(b, -1, self.width)
+        x = x + self.param("pos", nn.initializers.normal(0.02), (1, x.shape[1], self.width))
+        readout = jnp.broadcast_to(self.param("readout", nn.initializers.normal(0.02),
+                                              (1, 1, self.width)), (b, 1, self.width))
+        x = jnp.concatenate([nn.Dense(self.width)(lang)[:, None], x, readout], 1)
+        for _ in range(self.depth):
+            h = nn.LayerNorm()(x)
+            x = x + nn.MultiHeadDotProductAttention(self.heads)(h, h)
+            h = nn.LayerNorm()(x)
+            x = x + nn.Dense(self.width)(nn.gelu(nn.Dense(4 * self.width)(h)))
+        return nn.LayerNorm()(x[:, -1])
+
+
 def timestep_embedding(t, dim=32):
     half = dim // 2
     freqs = jnp.exp(-jnp.log(1000.0) * jnp.arange(half) / half)
@@ -66,9 +95,11 @@ class DiffusionPolicyNet(nn.Module):
     denoise_dims: Sequence[int]
     out_dim: int
     image_channels: Sequence[int] = ()          # non-empty: observations are images
+    vit: Sequence[int] = ()                     # (patch, width, depth, heads): ViT trunk instead
 
     def setup(self):
-        self.trunk = (ImageTrunk(self.image_channels, self.trunk_dims) if self.image_channels
+        self.trunk = (ViTTrunk(*self.vit) if self.vit else
+                      ImageTrunk(self.image_channels, self.trunk_dims) if self.image_channels
                       else Trunk(self.trunk_dims))
         self.denoiser = MLP(self.denoise_dims)
         self.out = nn.Dense(self.out_dim)
