@@ -17,7 +17,8 @@ export PYTHONHASHSEED := 0
 
 help:
 	@echo "make reproduce [PROFILE=smoke|default|paper]  - regenerate figures/ and tables"
-	@echo "  REPRODUCE_ARGS='--force' reruns every stage; '--only 07' one stage; '--dry-run'"
+	@echo "  REPRODUCE_ARGS='--force' reruns every stage; '--only 07' one stage; '--dry-run';"
+	@echo "  '--jobs 1' runs 05 and 06 one after the other instead of concurrently"
 	@echo "make test                                     - unit tests + notebooks under nbval"
 	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
 	@echo "make bench                                    - performance tables"

@@ -104,11 +104,12 @@ def measure(modality: str, reps: int = 15) -> pd.DataFrame:
 
 def main() -> pd.DataFrame:
     from vgps.plotting import save_table, to_markdown
-    from vgps.paths import figures_dir
+    from vgps.paths import artifacts_dir
     df = pd.concat([measure(m) for m in MODALITIES], ignore_index=True)
     print(f"jax {jax.__version__}, {os.cpu_count()} CPU cores, B=1, median of interleaved reps")
     print(to_markdown(df, ".3f"))
-    save_table(df, figures_dir(os.environ.get("VGPS_PROFILE", "default")), "table9_overhead")
+    # timings differ run to run: kept out of figures/ (whose manifest must hash identically)
+    save_table(df, artifacts_dir(os.environ.get("VGPS_PROFILE", "default"), "timing"), "table9_overhead")
     return df
 
 

@@ -57,6 +57,7 @@ from vgps.paths import artifacts_dir, figures_dir  # noqa: E402
 
 NOTEBOOK_NUMBERS = range(1, 8)
 CACHE_NAME = "reproduce_cache.json"
+FULL_RUN = "_full_run"              # cache entry: end-to-end time of the last run of every stage
 CONCURRENT = (("05", "06"),)        # stage-number prefixes that may run at the same time
 
 
@@ -391,10 +392,14 @@ def main(argv=None) -> int:
 
     if a.dry_run:
         return 0
-    elapsed = round(time.perf_counter() - t_all, 1)
-    ran = [n for n, t in timing.items() if not t["cached"]]
-    m = manifest.write_manifest(figures_dir(P), P, stages=timing,
-                                elapsed_s=elapsed if ran and len(ran) == len(timing) else None)
+    # end-to-end time of the run that produced every stage now cached (kept while keys match)
+    stage_keys = {n: keys[n] for n in names}
+    if all(not t["cached"] for t in timing.values()) and len(timing) == len(names):
+        cache[FULL_RUN] = {"elapsed_s": round(time.perf_counter() - t_all, 1), "keys": stage_keys}
+        save_cache(cache_path, cache)
+    full = cache.get(FULL_RUN, {})
+    elapsed = full.get("elapsed_s") if full.get("keys") == stage_keys else None
+    m = manifest.write_manifest(figures_dir(P), P, stages=timing, elapsed_s=elapsed)
     print(f"manifest: {_rel(figures_dir(P))}/{manifest.MANIFEST_JSON} — {len(m['artifacts'])} artefact(s), "
           f"digest {m['digest'][:16]}, total {time.perf_counter() - t_all:.1f}s this run",
           flush=True)

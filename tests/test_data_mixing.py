@@ -127,3 +127,21 @@ def test_augmentation_identity_and_grey_invariance():
     hue_only = replace(ident, hue=0.5)
     out, = augment_numpy([grey], (0, 3), hue_only)
     assert np.abs(out.astype(int) - grey).max() <= 1       # hue/saturation keep grey pixels
+
+
+def test_cached_statistics_are_refitted_when_the_data_are_rewritten(tmp_path):
+    """A regenerated dataset must not reuse the statistics of the data it replaced."""
+    import os
+
+    from tests.data_helpers import write_raw_bridge
+    from vgps.data.loader import dataset_statistics
+    d = write_raw_bridge(tmp_path / "raw" / "1.0.0", [(5, "pick coke can"), (5, "pick coke can")])
+    s1 = dataset_statistics(d)
+    assert s1["num_transitions"] == 10
+    assert dataset_statistics(d)["num_transitions"] == 10          # served from the cache
+    shard = next(d.glob("raw-train.tfrecord*"))
+    st = shard.stat()
+    write_raw_bridge(d, [(4, "pick coke can"), (4, "open drawer"), (4, "pick coke can")])
+    os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # even within one clock tick
+    s2 = dataset_statistics(d)
+    assert s2["num_transitions"] == 12 and s2["instructions"] == ["open drawer", "pick coke can"]

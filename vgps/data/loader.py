@@ -13,6 +13,7 @@ docs/design.md format from either backend:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +24,30 @@ from vgps.data.normalize import STATS_FILE, ActionNormalizer, StateNormalizer, p
 from vgps.data.rlds import describe, iter_episodes
 
 
+def data_fingerprint(d: Path) -> str:
+    """SHA-256 of (name, size, mtime) of every file of a dataset directory except the cached
+    statistics: it changes whenever the data are rewritten (e.g. a regenerated dataset)."""
+    items = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in Path(d).iterdir() if p.is_file() and p.name != STATS_FILE)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
 def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
     """Per-dataset statistics, computed once (images not decoded) and cached beside the data.
 
+    The cache records the data's :func:`data_fingerprint` and is refitted when it no longer
+    matches, so statistics never outlive the data they were fitted on.
     Returns {action: ActionNormalizer, state: StateNormalizer|None, instructions: [str],
     num_transitions, num_episodes, layout}.
     """
     info = describe(path)
     d = info["dir"]
     f = d / STATS_FILE
+    fingerprint = data_fingerprint(d)
     if f.exists() and not refit:
         raw = json.loads(f.read_text())
-        if raw.get("split") == split and "instructions" in raw:
+        if (raw.get("split") == split and "instructions" in raw
+                and raw.get("fingerprint") == fingerprint):
             return _stats_from_json(raw, info["layout"])
     acts, states, instr, n_ep = [], [], {}, 0
     for ep in iter_episodes(d, split=split, keys=("state",), skip_missing_instruction=True):
@@ -51,7 +64,7 @@ def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
     extra = {"split": split, "instructions": sorted(instr), "num_episodes": n_ep,
              "num_transitions": int(sum(len(x) for x in acts))}
     try:
-        save_statistics(f, a, s, extra)
+        save_statistics(f, a, s, {**extra, "fingerprint": fingerprint})
     except OSError:
         pass  # read-only dataset directory: recomputed next time
     return {"action": a, "state": s, "layout": info["layout"], **extra}
