@@ -21,7 +21,7 @@ help:
 	@echo "  '--jobs 1' runs 05 and 06 one after the other instead of concurrently"
 	@echo "make test                                     - unit tests + notebooks under nbval"
 	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
-	@echo "make bench                                    - performance tables"
+	@echo "make bench [BENCH=data|envs|critic|overhead]  - performance tables (all, or one)"
 	@echo "make setup | clean"
 
 setup: $(STAMP)
@@ -56,7 +56,7 @@ reproduce: setup
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRODUCE_ARGS)
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
