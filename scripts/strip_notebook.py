@@ -5,7 +5,9 @@ Removes papermill's per-cell metadata (start/end time, duration, status), nbclie
 ``execution`` timestamps, and papermill's notebook-level timing, paths and version (its
 ``parameters`` are kept). ``--drop-injected`` also removes papermill's ``injected-parameters``
 cell: committed notebooks must not carry one, or nbval (which reads ``$VGPS_PROFILE`` through the
-parameters cell) would run the injected profile instead of ``smoke``.
+parameters cell) would run the injected profile instead of ``smoke``. The checkout's absolute
+path is removed from text outputs (``/home/me/vgps/figures/x.png`` → ``figures/x.png``), so the
+same run in two clones gives the same notebook bytes.
 
     python scripts/strip_notebook.py [--drop-injected] [--check] notebooks/*.ipynb
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 INJECTED_TAG = "injected-parameters"
+REPO_PREFIX = str(Path(__file__).resolve().parent.parent) + "/"
 _NB_PAPERMILL_KEEP = ("parameters",)
 
 
@@ -25,7 +28,13 @@ def has_injected_cell(nb) -> bool:
     return any(INJECTED_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells)
 
 
-def strip(nb, drop_injected: bool = False):
+def _relative(text, prefix: str):
+    if isinstance(text, list):
+        return [t.replace(prefix, "") for t in text]
+    return text.replace(prefix, "") if isinstance(text, str) else text
+
+
+def strip(nb, drop_injected: bool = False, repo_prefix: str = REPO_PREFIX):
     """Strip ``nb`` (a NotebookNode) in place and return it."""
     pm = nb.metadata.get("papermill")
     if pm is not None:
@@ -43,6 +52,12 @@ def strip(nb, drop_injected: bool = False):
         md.pop("execution", None)
         for o in c.get("outputs", []):
             o.get("metadata", {}).pop("execution", None)
+            if "text" in o:
+                o["text"] = _relative(o["text"], repo_prefix)
+            data = o.get("data", {})
+            for mime in ("text/plain", "text/html", "text/markdown"):
+                if mime in data:
+                    data[mime] = _relative(data[mime], repo_prefix)
     return nb
 
 

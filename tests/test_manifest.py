@@ -114,6 +114,18 @@ def test_strip_notebook_removes_volatile_metadata():
     assert not has_injected_cell(nb) and len(nb.cells) == 1
 
 
+def test_strip_notebook_removes_the_checkout_path_from_outputs():
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell("save_figure(fig, d, 'f')")
+    c.outputs = [nbformat.v4.new_output("stream", name="stderr", text="/co/vgps/.venv/x.py:21: Warn\n"),
+                 nbformat.v4.new_output("execute_result", execution_count=1,
+                                        data={"text/plain": "[PosixPath('/co/vgps/figures/default/f.png')]"})]
+    nb.cells = [c]
+    strip(nb, repo_prefix="/co/vgps/")
+    assert c.outputs[0]["text"] == ".venv/x.py:21: Warn\n"
+    assert c.outputs[1]["data"]["text/plain"] == "[PosixPath('figures/default/f.png')]"
+
+
 @pytest.mark.parametrize("nb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
 def test_committed_notebooks_are_clean(nb):
     """No papermill timing, no injected parameters (nbval must read $VGPS_PROFILE), and the
@@ -122,6 +134,8 @@ def test_committed_notebooks_are_clean(nb):
     assert not has_injected_cell(node), "run scripts/strip_notebook.py --drop-injected"
     for c in node.cells:
         assert "papermill" not in c.metadata and "execution" not in c.metadata
+        shown = nbformat.writes(nbformat.v4.new_notebook(cells=[c])) if c.cell_type == "code" else ""
+        assert "PosixPath('/" not in shown, "an absolute checkout path in an output: strip it"
     code = [c for c in node.cells if c.cell_type == "code"]
     assert code and "parameters" in code[0].metadata.get("tags", [])
     assert 'profile = os.environ.get("VGPS_PROFILE", "default")' in code[0].source
