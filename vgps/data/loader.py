@@ -24,12 +24,18 @@ from vgps.data.normalize import STATS_FILE, ActionNormalizer, StateNormalizer, p
 from vgps.data.rlds import describe, iter_episodes
 
 
+def dataset_files(root) -> list[tuple[str, int, int]]:
+    """``(relative path, size, mtime_ns)`` of every file under a dataset directory, sorted; the
+    statistics cache that loaders write beside the data is not part of the dataset."""
+    root = Path(root)
+    return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*") if p.is_file() and p.name != STATS_FILE)
+
+
 def data_fingerprint(d: Path) -> str:
-    """SHA-256 of (name, size, mtime) of every file of a dataset directory except the cached
-    statistics: it changes whenever the data are rewritten (e.g. a regenerated dataset)."""
-    items = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in Path(d).iterdir() if p.is_file() and p.name != STATS_FILE)
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+    """SHA-256 of :func:`dataset_files` (with mtimes): it changes whenever the data are rewritten
+    (e.g. a regenerated dataset)."""
+    return hashlib.sha256(json.dumps(dataset_files(d)).encode()).hexdigest()[:16]
 
 
 def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from vgps.config import get_profile
+from vgps.data.loader import dataset_files
 from vgps.paths import artifacts_dir
 from vgps.policies.bc import BCData, BCPolicy, PolicySpec, spec_to_dict, train_bc
 
@@ -112,17 +113,17 @@ def episodes_fingerprint(episodes_by_set: dict[str, list[dict]]) -> str:
 
 
 def datasets_fingerprint(profile: str, datasets=DATASETS) -> str:
-    """SHA-256 over the names and sizes of the dataset files on disk (no TensorFlow, no decoding);
-    ``dataset_statistics.json``, written lazily by loaders, is excluded."""
+    """SHA-256 over the names and sizes of the dataset files on disk (no TensorFlow, no decoding;
+    :func:`vgps.data.loader.dataset_files`, without mtimes: regenerating identical data keeps it)."""
     h = hashlib.sha256()
     for name in datasets:
         root = artifacts_dir(profile, "datasets", name)
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "dataset_statistics.json")
+        files = dataset_files(root)
         if not files:
             raise FileNotFoundError(f"no dataset at {root}; generate it first: "
                                     f"python -m vgps.envs.generate --profile {profile}")
-        for p in files:
-            h.update(f"{p.relative_to(root)}:{p.stat().st_size};".encode())
+        for rel, size, _ in files:
+            h.update(f"{rel}:{size};".encode())
     return "disk-" + h.hexdigest()[:16]
 
 
