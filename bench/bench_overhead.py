@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 
 KS = (10, 30, 50, 100)
 MODALITIES = ("octo-scale", "image", "state")
+PAPER_ROWS = ("base", "V-GPS (re-encode K×)")    # the paper's critic re-encodes per candidate
 PAPER = {1: (0.0752, 1.00), 10: (0.0963, 1.28), 30: (0.1096, 1.46), 50: (0.1196, 1.59),
          100: (0.1596, 2.12)}
 
@@ -97,8 +98,9 @@ def measure(modality: str, reps: int = 15) -> pd.DataFrame:
         rows.append({"modality": modality, "method": method, "K": k, "latency_ms": 1e3 * med,
                      "overhead": med / base,
                      # what the critic adds on top of the policy's own K samples, in base steps
-                     "critic_share": (med - sampling[k]) / base if method.startswith("V-GPS") else np.nan, "paper_s": PAPER[k][0] if method in ("base", "V-GPS (re-encode K×)") else np.nan,
-                     "paper_overhead": PAPER[k][1] if method in ("base", "V-GPS (re-encode K×)") else np.nan})
+                     "critic_share": (med - sampling[k]) / base if method.startswith("V-GPS") else np.nan,
+                     "paper_s": PAPER[k][0] if method in PAPER_ROWS else np.nan,
+                     "paper_overhead": PAPER[k][1] if method in PAPER_ROWS else np.nan})
     return pd.DataFrame(rows)
 
 

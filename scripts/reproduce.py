@@ -126,9 +126,8 @@ class Outputs:
     def take(self) -> tuple[dict, dict]:
         return snapshot(self.fig, self.fig_exclude), snapshot(self.art, self.art_exclude)
 
-    def record(self, before: tuple[dict, dict], after: tuple[dict, dict],
-               owns=lambda rel: True) -> dict:
-        """What was written between two snapshots; ``owns(rel)`` keeps a subset (concurrent stages)."""
+    def record(self, before: tuple[dict, dict], after: tuple[dict, dict], owns) -> dict:
+        """What was written between two snapshots and ``owns(rel)`` (see :func:`owner_filter`)."""
         return {"figures": {r: manifest.sha256_file(self.fig / r)
                             for r in written(before[0], after[0]) if owns(r)},
                 "artifacts": {r: after[1][r][1] for r in written(before[1], after[1]) if owns(r)}}
@@ -242,8 +241,8 @@ def run_group(items: list[tuple[str, tuple]]) -> dict[str, tuple[float, str | No
 
 
 def owner_filter(name: str, group: list[str]):
-    """For stage ``name`` run concurrently with ``group``: a file belongs to it unless its path
-    carries another group member's ``NN_`` prefix."""
+    """For stage ``name`` run with ``group`` (itself included): a file belongs to it unless its
+    path carries another group member's ``NN_`` prefix (alone: every file)."""
     others = [g.split("_")[0] + "_" for g in group if g != name]
     return lambda rel: not any(part.startswith(o) for o in others for part in rel.split("/"))
 
@@ -376,8 +375,8 @@ def main(argv=None) -> int:
             if err is not None:
                 failed = failed or (name, err)
                 continue
-            owns = owner_filter(name, todo) if len(todo) > 1 else (lambda rel: True)
-            cache[name] = {"key": keys[name], "wall_time_s": dt, **outputs.record(before, after, owns)}
+            cache[name] = {"key": keys[name], "wall_time_s": dt,
+                           **outputs.record(before, after, owner_filter(name, todo))}
             if len(todo) > 1:
                 cache[name]["concurrent_with"] = [n for n in todo if n != name]
             timing[name] = {"wall_time_s": dt, "cached": False}
@@ -393,12 +392,11 @@ def main(argv=None) -> int:
     if a.dry_run:
         return 0
     # end-to-end time of the run that produced every stage now cached (kept while keys match)
-    stage_keys = {n: keys[n] for n in names}
     if all(not t["cached"] for t in timing.values()) and len(timing) == len(names):
-        cache[FULL_RUN] = {"elapsed_s": round(time.perf_counter() - t_all, 1), "keys": stage_keys}
+        cache[FULL_RUN] = {"elapsed_s": round(time.perf_counter() - t_all, 1), "keys": keys}
         save_cache(cache_path, cache)
     full = cache.get(FULL_RUN, {})
-    elapsed = full.get("elapsed_s") if full.get("keys") == stage_keys else None
+    elapsed = full.get("elapsed_s") if full.get("keys") == keys else None
     m = manifest.write_manifest(figures_dir(P), P, stages=timing, elapsed_s=elapsed)
     print(f"manifest: {_rel(figures_dir(P))}/{manifest.MANIFEST_JSON} — {len(m['artifacts'])} artefact(s), "
           f"digest {m['digest'][:16]}, total {time.perf_counter() - t_all:.1f}s this run",
