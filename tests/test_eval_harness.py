@@ -1,5 +1,6 @@
 """Lock-step harness on a toy env: padding, paired seeds, CSV cache, protocols."""
 import numpy as np
+import pytest
 import pandas as pd
 
 from tests._steer_fakes import GaussPolicy, HashEncoder, QuadraticCritic
@@ -59,11 +60,32 @@ def test_protocols():
     df = _fake_results()
     best = best_per_policy(df)
     assert best.set_index("policy").loc["a", "beta"] == 1.0
-    k, b, scores = choose_fixed(df)
-    assert (k, b) == (10, 1.0)
+    choice, scores = choose_fixed(df)
+    assert choice == {"K": 10, "beta": 1.0}
+    # policy a: 0.6 at β=1, 0.3 at β=0; b: 0.3 at both -> mean over policies 0.45 vs 0.30
+    np.testing.assert_allclose(scores["mean_rate"], [0.45, 0.30])
     s = summary(df, {"a": (10, 1.0), "b": (10, 1.0)}, "fixed").set_index("policy")
     assert s.loc["a", "improvement"] > 0.29 and s.loc["a", "verdict"].startswith("helps")
     assert s.loc["b", "verdict"].startswith("does not help")
+
+
+def test_choose_fixed_over_critics_and_ties():
+    df = _fake_results()
+    # a second critic that is better than the first only at K=10, β=0 (0.55 for policy a)
+    other = df[df["method"] == "vgps"].copy()
+    other["critic"] = "sac"
+    better = (other["policy"] == "a") & (other["beta"] == 0.0)
+    other.loc[better, "success"] = (other.loc[better, "env_seed"] < 11).astype(int)
+    both = pd.concat([df.assign(critic="behavior"), other], ignore_index=True)
+    choice, scores = choose_fixed(both, critic_order=("behavior", "sac"))
+    assert choice == {"critic": "behavior", "K": 10, "beta": 1.0}           # 0.45 beats 0.425
+    assert list(scores["critic"][:2]) == ["behavior", "sac"]
+    # equal means: the earlier critic in critic_order wins, whatever the alphabet says
+    tie = pd.concat([df.assign(critic="zeta"), df.assign(critic="alpha")], ignore_index=True)
+    assert choose_fixed(tie, critic_order=("zeta", "alpha"))[0]["critic"] == "zeta"
+    assert choose_fixed(tie)[0]["critic"] == "alpha"
+    with pytest.raises(ValueError, match="no V-GPS rows"):
+        choose_fixed(df[df["method"] == "policy"])
 
 
 class GraspToyEnv(ToyEnv):

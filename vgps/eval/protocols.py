@@ -2,9 +2,10 @@
 
 (i) ``paper``: sweep K × β on the evaluation seeds and report, per policy, the best setting
     (App. B.2). Optimistic: the same episodes choose and score the setting.
-(ii) ``fixed``: ONE (K, β) for every policy, chosen on separate tuning seeds
-    (``EvalConfig.tuning_seeds``) by the mean success over policies and tasks, then evaluated on the
-    evaluation seeds, which never influence the choice.
+(ii) ``fixed``: ONE setting for every policy — (K, β), or (critic, K, β) when several candidate
+    critics are tuned — chosen on separate tuning seeds (``EvalConfig.tuning_seeds``) by the mean
+    success over policies and tasks, then evaluated on the evaluation seeds, which never influence
+    the choice.
 """
 from __future__ import annotations
 
@@ -36,17 +37,34 @@ def best_per_policy(df: pd.DataFrame) -> pd.DataFrame:
     return s.groupby("policy", sort=True).head(1).reset_index(drop=True)
 
 
-def choose_fixed(tuning_df: pd.DataFrame) -> tuple[int, float, pd.DataFrame]:
-    """Protocol (ii): one (K, β) maximizing the mean over policies of the mean task success on
-    the tuning seeds (ties → smaller K, larger β). Returns ``(K, beta, scores)``."""
+def choose_fixed(tuning_df: pd.DataFrame, critic_order: tuple[str, ...] = ()) -> tuple[dict, pd.DataFrame]:
+    """Protocol (ii): one setting maximizing the mean over policies of the mean task success on
+    the tuning seeds. The setting is (K, β), or (critic, K, β) when ``tuning_df`` has a ``critic``
+    column (one critic then steers every policy). Ties → earlier critic in ``critic_order``
+    (else alphabetical), smaller K, larger β. Returns ``(choice, scores)``; ``choice`` has keys
+    ``K``, ``beta`` (and ``critic``); ``scores`` has one row per setting, best first."""
     v = tuning_df[tuning_df["method"] == "vgps"]
+    if v.empty:
+        raise ValueError("no V-GPS rows (method == 'vgps') in the tuning results")
+    by = (["critic"] if "critic" in v.columns else []) + ["K", "beta"]
     rows = []
-    for (k, b), g in v.groupby(["K", "beta"], sort=True):
+    for key, g in v.groupby(by, sort=True):
         rates = [_mean_rate(gp) for _, gp in g.groupby("policy")]
-        rows.append({"K": int(k), "beta": float(b), "mean_rate": float(np.mean(rates))})
-    scores = pd.DataFrame(rows).sort_values(["mean_rate", "K", "beta"], ascending=[False, True, False])
+        rows.append({**dict(zip(by, key)), "mean_rate": float(np.mean(rates))})
+    scores = pd.DataFrame(rows)
+    scores["K"], scores["beta"] = scores["K"].astype(int), scores["beta"].astype(float)
+    rank = {c: i for i, c in enumerate(critic_order)}
+    if "critic" in by:
+        rank.update({c: len(rank) + i for i, c in enumerate(sorted(set(scores["critic"]) - set(rank)))})
+    scores["_rank"] = scores["critic"].map(rank) if "critic" in by else 0
+    scores = scores.sort_values(["mean_rate", "_rank", "K", "beta"], ascending=[False, True, True, False])
+    scores = scores.drop(columns="_rank")
+    scores = scores.reset_index(drop=True)
     top = scores.iloc[0]
-    return int(top["K"]), float(top["beta"]), scores.reset_index(drop=True)
+    choice = {"K": int(top["K"]), "beta": float(top["beta"])}
+    if "critic" in by:
+        choice["critic"] = str(top["critic"])
+    return choice, scores
 
 
 def select(df: pd.DataFrame, policy: str, method: str, K=None, beta=None) -> pd.DataFrame:
