@@ -137,3 +137,27 @@ def test_random_policy_bounds():
     a = RandomPolicy().sample_actions(_obs(), ["x"] * B, 50, jax.random.PRNGKey(0))
     assert a.shape == (B, 50, 7) and set(np.unique(a[..., -1])) <= {0.0, 1.0}
     assert np.abs(a[..., :3]).max() <= 0.02
+
+
+def test_encoder_dispatched_once_before_the_policy_samples():
+    events = []
+
+    class Policy(GaussPolicy):
+        def sample_actions(self, *a):
+            events.append("policy")
+            return super().sample_actions(*a)
+
+    class Critic(QuadraticCritic):
+        def encode(self, *a):
+            events.append("encode")
+            return super().encode(*a)
+
+    crit = Critic()
+    v = ValueGuidedPolicy(Policy(), crit, K=6, beta=0.0, language_encoder=HashEncoder())
+    a, info = v.act(_obs(), ["x"] * B, jax.random.PRNGKey(3))
+    assert events == ["encode", "policy"] and crit.encoded_rows == B     # once per observation
+    # the early embedding scores exactly as scoring from scratch would
+    np.testing.assert_allclose(info["q"], v.score(_obs(), ["x"] * B, info["candidates"]), rtol=1e-6)
+    events.clear()
+    ValueGuidedPolicy(Policy(), crit, K=6, mode="random_select").act(_obs(), ["x"] * B, jax.random.PRNGKey(3))
+    assert events == ["policy"]                                         # no critic, no encoding

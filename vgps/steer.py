@@ -98,11 +98,24 @@ class ValueGuidedPolicy:
         return np.stack([self._lang_cache[s] for s in instructions])
 
     # -- scoring --------------------------------------------------------------------------------
-    def score(self, observations: dict, instructions: list[str], raw_actions: np.ndarray) -> np.ndarray:
-        """Q of raw candidates ``[B, K, 7]`` → ``[B, K]`` (min over ensemble, critic's normalizer)."""
+    def _splits_encoder(self) -> bool:
+        return hasattr(self.critic, "encode") and hasattr(self.critic, "q_from_embedding")
+
+    def embedding(self, observations: dict, instructions: list[str]):
+        """The critic's ``z [B, Z]`` for this step, or None when the critic has no separate
+        encoder (or ``reencode``). Under JAX the call is dispatched asynchronously, so issuing it
+        before the policy samples lets the encoder run while the policy computes."""
+        if self.reencode or not self._splits_encoder():
+            return None
+        return self.critic.encode(observations, self.embed(instructions))
+
+    def score(self, observations: dict, instructions: list[str], raw_actions: np.ndarray,
+              z=None) -> np.ndarray:
+        """Q of raw candidates ``[B, K, 7]`` → ``[B, K]`` (min over ensemble, critic's normalizer).
+        ``z``: this step's :meth:`embedding`, if already computed."""
         lang = self.embed(instructions)
         c = self.critic
-        if not (hasattr(c, "encode") and hasattr(c, "q_from_embedding")):
+        if not self._splits_encoder():
             return np.asarray(c.score(observations, lang, raw_actions), np.float32)
         a_norm = np.asarray(c.normalizer.normalize(raw_actions), np.float32)
         b, k = a_norm.shape[:2]
@@ -111,7 +124,8 @@ class ValueGuidedPolicy:
             z = c.encode(tiled, np.repeat(lang, k, axis=0))
             q = c.q_from_embedding(z, a_norm.reshape(b * k, 1, ACTION_DIM))
             return np.asarray(_min_over_ensemble(q)).reshape(b, k)
-        z = c.encode(observations, lang)                       # once per observation
+        if z is None:
+            z = c.encode(observations, lang)                   # once per observation
         return np.asarray(_min_over_ensemble(c.q_from_embedding(z, a_norm)))
 
     # -- acting ---------------------------------------------------------------------------------
@@ -139,6 +153,8 @@ class ValueGuidedPolicy:
             return a, {"replanned": False}
         rng_pol, rng_sel = jax.random.split(rng)
         k = 1 if self.mode == "policy" else self.K
+        scored = self.mode in ("vgps", "random_policy")
+        z = self.embedding(observations, instructions) if scored else None  # overlaps the policy
         chunks = self._propose(observations, instructions, k, rng_pol)    # [B, K, H, 7]
         cand = chunks[:, :, 0]
         b = cand.shape[0]
@@ -148,7 +164,7 @@ class ValueGuidedPolicy:
         elif self.mode == "random_select":
             idx = np.asarray(jax.random.randint(rng_sel, (b,), 0, k), np.int32)
         else:
-            q = self.score(observations, instructions, cand)
+            q = self.score(observations, instructions, cand, z=z)
             if q.shape != (b, k) or not np.all(np.isfinite(q)):
                 raise ValueError(f"critic returned Q of shape {q.shape} (expected {(b, k)}) "
                                  f"or non-finite values")
