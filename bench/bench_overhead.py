@@ -5,7 +5,8 @@ policy/critic pairs: ``octo-scale`` (Octo-small's proportions: a 22M-parameter V
 256-px image, 20-step diffusion head; conv critic on the same image), ``image`` (the 64-px conv
 diffusion stand-in and conv critic) and ``state`` (the pair behind the default-profile tables).
 Rows: the policy alone (one sample); + V-GPS with the critic's encoder run once per observation
-(ours); + V-GPS re-encoding the image K times (the released code's cost model, the paper's
+(ours: dispatched before the policy samples, so under JAX's asynchronous dispatch the two overlap);
+the same but encoding only after the policy has sampled (no overlap); + V-GPS re-encoding the image K times (the released code's cost model, the paper's
 1.28×–2.12×); the policy drawing K samples with no critic. ``critic_share`` = (V-GPS − K samples)
 / base: what scoring adds beyond the policy's own K samples. Weights are freshly initialised:
 latency does not depend on them.
@@ -22,6 +23,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from vgps.steer import ValueGuidedPolicy  # noqa: E402
+
 KS = (10, 30, 50, 100)
 MODALITIES = ("octo-scale", "image", "state")
 PAPER_ROWS = ("base", "V-GPS (re-encode K×)")    # the paper's critic re-encodes per candidate
@@ -34,6 +37,13 @@ class _Enc:
     def encode(self, texts):
         return np.stack([np.random.default_rng(len(t)).standard_normal(512).astype(np.float32)
                          for t in texts])
+
+
+class EncodeAfter(ValueGuidedPolicy):
+    """V-GPS without the early embedding: the encoder runs after the policy sampled (no overlap)."""
+
+    def embedding(self, observations, instructions):
+        return None
 
 
 def build(modality: str):
@@ -69,13 +79,14 @@ def build(modality: str):
 
 
 def measure(modality: str, reps: int = 15) -> pd.DataFrame:
-    from vgps.steer import ValueGuidedPolicy
     policy, critic, obs = build(modality)
     instr = ["put eggplant into yellow basket"]
     agents = {("base", 1): ValueGuidedPolicy(policy, mode="policy")}
     for k in KS:
         agents[("V-GPS (encode once)", k)] = ValueGuidedPolicy(policy, critic, K=k, beta=0.0,
                                                               language_encoder=_Enc())
+        agents[("V-GPS (encode once, after the policy)", k)] = EncodeAfter(
+            policy, critic, K=k, beta=0.0, language_encoder=_Enc())
         agents[("V-GPS (re-encode K×)", k)] = ValueGuidedPolicy(policy, critic, K=k, beta=0.0,
                                                                language_encoder=_Enc(), reencode=True)
     for k in KS:                              # the policy's own cost of K proposals, no critic
