@@ -53,13 +53,13 @@ def choose_fixed(tuning_df: pd.DataFrame, critic_order: tuple[str, ...] = ()) ->
         rows.append({**dict(zip(by, key)), "mean_rate": float(np.mean(rates))})
     scores = pd.DataFrame(rows)
     scores["K"], scores["beta"] = scores["K"].astype(int), scores["beta"].astype(float)
-    rank = {c: i for i, c in enumerate(critic_order)}
-    if "critic" in by:
-        rank.update({c: len(rank) + i for i, c in enumerate(sorted(set(scores["critic"]) - set(rank)))})
-    scores["_rank"] = scores["critic"].map(rank) if "critic" in by else 0
+    if "critic" in by:        # tie rank: critic_order first, then the other critics alphabetically
+        order = list(critic_order) + sorted(set(scores["critic"]) - set(critic_order))
+        scores["_rank"] = scores["critic"].map(order.index)
+    else:
+        scores["_rank"] = 0
     scores = scores.sort_values(["mean_rate", "_rank", "K", "beta"], ascending=[False, True, True, False])
-    scores = scores.drop(columns="_rank")
-    scores = scores.reset_index(drop=True)
+    scores = scores.drop(columns="_rank").reset_index(drop=True)
     top = scores.iloc[0]
     choice = {"K": int(top["K"]), "beta": float(top["beta"])}
     if "critic" in by:
