@@ -1,9 +1,12 @@
 """Paper Table 9 analogue: per-step latency of a base policy vs +V-GPS at K = 10, 30, 50, 100.
 
-One robot (B = 1), measured side by side in one run (interleaved repetitions, median). Three
+One robot (B = 1), measured side by side in one run (interleaved repetitions, median). Four
 policy/critic pairs: ``octo-scale`` (Octo-small's proportions: a 22M-parameter ViT-S/16 trunk on a
-256-px image, 20-step diffusion head; conv critic on the same image), ``image`` (the 64-px conv
-diffusion stand-in and conv critic) and ``state`` (the pair behind the default-profile tables).
+256-px image, 20-step diffusion head) with the conv critic reading the frame at 64 px, the
+resolution every image critic here trains at (``CriticConfig.input_image_size``: a 4x4 area
+average inside the jitted encoder); ``octo-scale-256`` (the same policy, the conv critic on the full
+256-px frame); ``image`` (the 64-px conv diffusion stand-in and conv critic) and ``state`` (the pair
+behind the default-profile tables).
 Rows: the policy alone (one sample); + V-GPS with the critic's encoder run once per observation
 (ours: dispatched before the policy samples, so under JAX's asynchronous dispatch the two overlap);
 the same but encoding only after the policy has sampled (no overlap); + V-GPS re-encoding the image K times (the released code's cost model, the paper's
@@ -26,7 +29,7 @@ import pandas as pd  # noqa: E402
 from vgps.steer import ValueGuidedPolicy  # noqa: E402
 
 KS = (10, 30, 50, 100)
-MODALITIES = ("octo-scale", "image", "state")
+MODALITIES = ("octo-scale", "octo-scale-256", "image", "state")
 PAPER_ROWS = ("base", "V-GPS (re-encode K×)")    # the paper's critic re-encodes per candidate
 PAPER = {1: (0.0752, 1.00), 10: (0.0963, 1.28), 30: (0.1096, 1.46), 50: (0.1196, 1.59),
          100: (0.1596, 2.12)}
@@ -54,13 +57,15 @@ def build(modality: str):
     from vgps.policies.bc import BCPolicy, PolicySpec, fit_stats, init_params
     rng = np.random.default_rng(0)
     acts = np.concatenate([0.01 * rng.standard_normal((1000, 6)), rng.integers(0, 2, (1000, 1))], 1)
-    if modality == "octo-scale":
+    if modality.startswith("octo-scale"):
         # Octo-small's proportions: ViT-S/16 on a 256-px image, 3-layer 256-wide diffusion head,
-        # 20 denoising steps, chunk 4; the critic's conv encoder runs once on the same image
+        # 20 denoising steps, chunk 4; the critic's conv encoder runs once on the same frame, read
+        # at 64 px (or at the full 256 px for "octo-scale-256")
         spec = PolicySpec("octo-small-vit", "diffusion", (384,), (256, 256, 256), chunk=4,
                           diffusion_steps=20, vit=(16, 384, 12, 6))
         obs = {"image": rng.integers(0, 255, (1, 256, 256, 3), dtype=np.uint8)}
-        cfg = CriticConfig(obs_modality="image", encoder="conv_small")
+        cfg = CriticConfig(obs_modality="image", encoder="conv_small",
+                           input_image_size=None if modality == "octo-scale-256" else 64)
     elif modality == "image":
         spec = PolicySpec("octo-small-img", "diffusion", (256, 256), (128, 128), chunk=4,
                           diffusion_steps=10, image_channels=(32, 64, 64, 128))

@@ -4,7 +4,7 @@ import pytest
 import pandas as pd
 
 from tests._steer_fakes import GaussPolicy, HashEncoder, QuadraticCritic
-from vgps.eval.harness import Evaluator, RunConfig, episode_seed
+from vgps.eval.harness import Evaluator, RunConfig, cache_path, episode_seed, make_evaluator
 from vgps.eval.protocols import best_per_policy, choose_fixed, summary
 from vgps.steer import ValueGuidedPolicy
 
@@ -42,6 +42,22 @@ def test_lockstep_and_cache(tmp_path):
     assert len(made) == n                                               # served from the CSV
     pd.testing.assert_frame_equal(again.reset_index(drop=True)[df.columns].astype(str),
                                   df.reset_index(drop=True).astype(str))
+
+
+def test_make_evaluator_keys_its_cache_and_steers_with_the_critic(tmp_path):
+    """One cache file per (label, key_parts); method names a ValueGuidedPolicy mode; envs shared."""
+    pool = {}
+    kw = dict(critic=QuadraticCritic(), encoder=HashEncoder(), make_env=lambda t: ToyEnv(),
+              num_envs=3, env_pool=pool)
+    ev = make_evaluator(tmp_path, "abl", {"gauss": GaussPolicy()}, key_parts=("critic-a", "pol-1"), **kw)
+    df = ev.run(RunConfig("gauss", "vgps", 4, 0.0), ["t1"], [0], episodes=3)
+    assert ev.cache_csv == cache_path(tmp_path, "abl", ("critic-a", "pol-1")) and ev.cache_csv.exists()
+    assert list(df["method"]) == ["vgps"] * 3 and list(df["K"]) == [4] * 3 and len(pool["t1"]) == 3
+    agent = ev.make_agent(RunConfig("gauss", "random_policy", 5, 1.0))
+    assert agent.mode == "random_policy" and agent.K == 5 and agent.critic is kw["critic"]
+    other = make_evaluator(tmp_path, "abl", {"gauss": GaussPolicy()}, key_parts=("critic-b", "pol-1"), **kw)
+    assert other.cache_csv != ev.cache_csv and other.df.empty     # a retrained critic: no reuse
+    assert other._envs is pool
 
 
 def _fake_results():

@@ -67,3 +67,32 @@ def test_conv_small_final_map_not_tiny():
     """64 px through the default conv_small ends at 4x4 (XLA-CPU is slow on <= 2x2 maps)."""
     n_stride2 = len(CriticConfig().conv_channels)
     assert 64 // 2 ** n_stride2 > 2
+
+
+def test_resize_to_is_an_area_average_for_integer_factors():
+    from vgps.nets.encoders import resize_to
+    x = jnp.arange(2 * 4 * 4 * 1, dtype=jnp.float32).reshape(2, 4, 4, 1)
+    y = resize_to(x, 2)
+    assert y.shape == (2, 2, 2, 1)
+    # top-left 2x2 block of the first image: 0, 1, 4, 5 -> 2.5
+    assert float(y[0, 0, 0, 0]) == 2.5 and float(y[1, 1, 1, 0]) == (26 + 27 + 30 + 31) / 4
+    assert resize_to(x, None) is x and resize_to(x, 4) is x
+    assert resize_to(jnp.ones((1, 6, 6, 3)), 4).shape == (1, 4, 4, 3)   # non-integer factor
+
+
+def test_critic_reads_a_large_frame_at_its_input_resolution():
+    """input_image_size=16: a 64-px frame scores exactly as its 4x4-block average at 16 px,
+    and the parameters do not depend on the frame size."""
+    cfg = CriticConfig(obs_modality="image", encoder="conv_small", conv_channels=(8, 16),
+                       embedding_dim=16, hidden_dims=(16, 16), input_image_size=16)
+    net = CriticNet(cfg)
+    big = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    small = big.astype(np.float32).reshape(2, 16, 4, 16, 4, 3).mean(axis=(2, 4)) / 255.0
+    lang = np.random.default_rng(1).normal(size=(2, 512)).astype(np.float32)
+    acts = np.random.default_rng(2).uniform(-1, 1, (2, 5, 7)).astype(np.float32)
+    p_big = net.init(jax.random.PRNGKey(0), {"image": big}, lang, acts)
+    p_small = net.init(jax.random.PRNGKey(0), {"image": small}, lang, acts)
+    assert jax.tree.map(jnp.shape, p_big) == jax.tree.map(jnp.shape, p_small)
+    # uint8 -> [-1, 1] and float [0, 1] -> [-1, 1] are the same affine map, so the two agree
+    np.testing.assert_allclose(net.apply(p_big, {"image": big}, lang, acts),
+                               net.apply(p_big, {"image": small}, lang, acts), rtol=1e-4, atol=1e-4)

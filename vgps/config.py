@@ -67,6 +67,9 @@ class CriticConfig:
     encoder_dims: tuple[int, ...] = (256, 256)   # MLP state encoder
     embedding_dim: int = 256              # encoder output Z (MLP / conv projection)
     conv_channels: tuple[int, ...] = (32, 64, 64, 128)   # conv_small, stride 2 each: 64px -> 4x4
+    # image encoders resize (area average) a larger camera frame to this size first: the critic
+    # can read a policy's 256-px frame at its own training resolution. None: use frames as given.
+    input_image_size: int | None = None
     action_bound: float = 3.0             # uniform CQL samples / tanh policies in [-b, b] (z-scored actions)
     batch_size: int = 256
     num_steps: int = 2_000

@@ -35,6 +35,12 @@ def cache_key(cfg, data) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def saved_key(run_dir) -> str:
+    """Cache key of the critic saved in ``run_dir`` (its ``meta.json``), ``""`` if none."""
+    meta = Path(run_dir) / "meta.json"
+    return json.loads(meta.read_text()).get("cache_key", "") if meta.exists() else ""
+
+
 def load_metrics(run_dir) -> list[dict]:
     p = Path(run_dir) / "metrics.jsonl"
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []

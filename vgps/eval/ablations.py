@@ -10,8 +10,7 @@
   :class:`~vgps.policies.base.Policy` protocol;
 - fine-tuning the generalist (Table 7): :func:`finetune_bc`, :func:`finetune_or_load`;
 - the gripper check of Table 11: :func:`gripper_agreement`;
-- evaluation: :func:`make_evaluator` (a cached lock-step :class:`~vgps.eval.harness.Evaluator`
-  whose cache file is keyed on the critic's and the policies' cache keys);
+- evaluation: :func:`run_configs` over a :func:`vgps.eval.harness.make_evaluator`;
 - tables and figures: :func:`rates`, :func:`paper_rates`, :func:`plot_ours_vs_paper`.
 """
 from __future__ import annotations
@@ -302,7 +301,7 @@ def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str,
     from vgps.policies import zoo
     from vgps.policies.bc import BCPolicy
     base = zoo.train_or_load(base_name, profile, language_encoder=language_encoder, verbose=False)
-    base_key = policy_key(profile, base_name)
+    base_key = zoo.saved_key(profile, base_name)
     key = _sha({"recipe": 2, "base": base_key, "data": zoo.datasets_fingerprint(profile), "steps": num_steps,
                 "lr": lr, "batch": batch_size, "seed": seed, "tag": tag})
     out = artifacts_dir(profile, "policies", f"{base_name}-{tag}")
@@ -322,52 +321,7 @@ def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str,
     return pol, f"fine-tuned now ({secs:.0f} s)"
 
 
-def policy_key(profile: str, name: str) -> str:
-    """Cache key of a saved policy (``policy.json``), or ``""`` when it has none."""
-    from vgps.paths import artifacts_dir
-    p = artifacts_dir(profile, "policies", name) / "policy.json"
-    return json.loads(p.read_text()).get("key", "") if p.exists() else ""
-
-
 # ================================================================== evaluation
-def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
-    """Uniform random proposals over the widest action box of the two embodiments."""
-    from vgps.envs import EMBODIMENTS
-    m = max(e.max_step for e in EMBODIMENTS.values())
-    r = max(e.max_rot_step for e in EMBODIMENTS.values())
-    return (np.array([-m] * 3 + [-r] * 3 + [0.0], np.float32),
-            np.array([m] * 3 + [r] * 3 + [1.0], np.float32))
-
-
-def make_evaluator(profile: str, label: str, policies: dict, *, critic=None, encoder=None,
-                   num_envs: int = 16, key_parts=(), env_pool: dict | None = None,
-                   verbose: bool = False):
-    """A cached :class:`~vgps.eval.harness.Evaluator` stepping ``vgps.envs.make(task,
-    render=False)``; ``RunConfig.policy`` names an entry of ``policies`` and ``RunConfig.method``
-    a :class:`~vgps.steer.ValueGuidedPolicy` mode. The cache CSV
-    (``artifacts/<profile>/eval/06_ablations/<label>-<hash>.csv``) is keyed on ``key_parts``
-    (pass the critic's and the policies' cache keys), so retrained models are re-evaluated.
-    ``env_pool``: a dict shared by several evaluators so they step the same environment
-    instances (every episode starts with a seeded ``reset``) instead of building their own."""
-    import vgps.envs as envs
-    from vgps.eval.harness import Evaluator
-    from vgps.paths import artifacts_dir
-    from vgps.steer import ValueGuidedPolicy
-    low, high = random_policy_bounds()
-
-    def make_agent(cfg):
-        return ValueGuidedPolicy(policies[cfg.policy], critic, K=cfg.K, beta=cfg.beta,
-                                 mode=cfg.method, language_encoder=encoder,
-                                 random_low=low, random_high=high)
-
-    path = artifacts_dir(profile, "eval", "06_ablations") / f"{label}-{_sha(list(key_parts))[:10]}.csv"
-    ev = Evaluator(lambda t: envs.make(t, render=False), make_agent, path, num_envs=num_envs,
-                   verbose=verbose)
-    if env_pool is not None:
-        ev._envs = env_pool          # task -> [env, ...], grown on demand by Evaluator._get_envs
-    return ev
-
-
 def run_configs(evaluator, configs, tasks, seeds, episodes: int) -> pd.DataFrame:
     """Per-episode results of every ``RunConfig`` in ``configs`` on ``tasks`` x ``seeds``."""
     return pd.concat([evaluator.run(c, list(tasks), list(seeds), int(episodes)) for c in configs],

@@ -6,6 +6,8 @@ An *agent* has ``reset(batch_size)`` and ``act(observations, instructions, rng) 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -161,3 +163,49 @@ class Evaluator:
         self.df = df.reset_index(drop=True)
         self.cache_csv.parent.mkdir(parents=True, exist_ok=True)
         self.df.to_csv(self.cache_csv, index=False, lineterminator="\n")
+
+
+def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random proposals over the widest action box of the embedded suite's embodiments."""
+    from vgps.envs import EMBODIMENTS
+    m = max(e.max_step for e in EMBODIMENTS.values())
+    r = max(e.max_rot_step for e in EMBODIMENTS.values())
+    return (np.array([-m] * 3 + [-r] * 3 + [0.0], np.float32),
+            np.array([m] * 3 + [r] * 3 + [1.0], np.float32))
+
+
+def cache_path(cache_dir: str | Path, label: str, key_parts=()) -> Path:
+    """``<cache_dir>/<label>-<hash of key_parts>.csv``: a retrained model gets a new file."""
+    h = hashlib.sha256(json.dumps(list(key_parts), sort_keys=True, default=str).encode())
+    return Path(cache_dir) / f"{label}-{h.hexdigest()[:10]}.csv"
+
+
+def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=None, encoder=None,
+                   make_env: Callable | None = None, num_envs: int = 16, key_parts=(),
+                   env_pool: dict | None = None, verbose: bool = False) -> Evaluator:
+    """A cached :class:`Evaluator` whose agent is a :class:`~vgps.steer.ValueGuidedPolicy` of
+    ``policies[cfg.policy]`` in mode ``cfg.method`` with ``critic`` (one critic object, with its
+    own action normalizer, shared by every policy).
+
+    ``make_env``: ``task -> env`` (default: the embedded suite, ``vgps.envs.make(task,
+    render=False)``; pass :func:`vgps.eval.simpler.make_simpler` for SIMPLER). The per-episode
+    cache is :func:`cache_path` ``(cache_dir, label, key_parts)``: pass the critic's and the
+    policies' cache keys, so retrained models are re-evaluated. ``env_pool``: a dict shared by
+    several evaluators so they step the same environment instances (every episode starts with a
+    seeded ``reset``)."""
+    from vgps.steer import ValueGuidedPolicy
+    if make_env is None:
+        import vgps.envs as envs
+        make_env = lambda task: envs.make(task, render=False)  # noqa: E731
+    low, high = random_policy_bounds()
+
+    def make_agent(cfg: RunConfig):
+        return ValueGuidedPolicy(policies[cfg.policy], critic, K=max(cfg.K, 1), beta=cfg.beta,
+                                 mode=cfg.method, language_encoder=encoder,
+                                 random_low=low, random_high=high)
+
+    ev = Evaluator(make_env, make_agent, cache_path(cache_dir, label, key_parts),
+                   num_envs=num_envs, verbose=verbose)
+    if env_pool is not None:
+        ev._envs = env_pool          # task -> [env, ...], grown on demand by Evaluator._get_envs
+    return ev

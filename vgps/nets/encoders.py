@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -23,6 +24,17 @@ def image_to_float(image):
     if jnp.issubdtype(image.dtype, jnp.integer):
         return image.astype(jnp.float32) / 127.5 - 1.0
     return image.astype(jnp.float32) * 2.0 - 1.0
+
+
+def resize_to(x, size: int | None):
+    """Float ``x [B, H, W, C]`` -> ``[B, size, size, C]``: an exact area average when ``size``
+    divides H and W (e.g. 256 -> 64), else antialiased bilinear. ``None`` or same size: unchanged."""
+    b, h, w, c = x.shape
+    if size is None or (h == size and w == size):
+        return x
+    if h % size == 0 and w % size == 0 and h >= size and w >= size:
+        return x.reshape(b, size, h // size, size, w // size, c).mean(axis=(2, 4))
+    return jax.image.resize(x, (b, size, size, c), method="linear", antialias=True)
 
 
 class FiLM(nn.Module):
@@ -69,10 +81,11 @@ class ConvEncoder(nn.Module):
     very slow on tiny feature maps)."""
     channels: Sequence[int] = (32, 64, 64, 128)
     embedding_dim: int = 256
+    input_size: int | None = None        # frames are resized to this first (see resize_to)
 
     @nn.compact
     def __call__(self, observations, lang):
-        x = image_to_float(observations["image"])
+        x = resize_to(image_to_float(observations["image"]), self.input_size)
         for i, c in enumerate(self.channels):
             x = nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME", use_bias=False, name=f"conv_{i}")(x)
             x = nn.GroupNorm(num_groups=_groups(c, 8), name=f"gn_{i}")(x)
@@ -110,10 +123,11 @@ class ResNetEncoder(nn.Module):
     """ResNet-v1 18/34 with GroupNorm and FiLM after every block; global average pooling -> [B, 512]."""
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
     width: int = 64
+    input_size: int | None = None
 
     @nn.compact
     def __call__(self, observations, lang):
-        x = image_to_float(observations["image"])
+        x = resize_to(image_to_float(observations["image"]), self.input_size)
         x = nn.Conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
                     name="stem_conv")(x)
         x = nn.relu(nn.GroupNorm(_groups(self.width), name="stem_gn")(x))
@@ -130,7 +144,7 @@ def make_encoder(cfg) -> nn.Module:
     if cfg.encoder == "mlp":
         return MLPEncoder(tuple(cfg.encoder_dims), cfg.lang_conditioning)
     if cfg.encoder == "conv_small":
-        return ConvEncoder(tuple(cfg.conv_channels), cfg.embedding_dim)
+        return ConvEncoder(tuple(cfg.conv_channels), cfg.embedding_dim, cfg.input_image_size)
     if cfg.encoder in RESNET_STAGES:
-        return ResNetEncoder(RESNET_STAGES[cfg.encoder])
+        return ResNetEncoder(RESNET_STAGES[cfg.encoder], input_size=cfg.input_image_size)
     raise ValueError(f"unknown encoder {cfg.encoder!r}")

@@ -190,6 +190,12 @@ def train_seconds(profile: str, name: str) -> float | None:
     return json.loads(p.read_text())["train_seconds"] if p.exists() else None
 
 
+def saved_key(profile: str, name: str) -> str:
+    """Cache key of the policy saved as ``artifacts/<profile>/policies/<name>``, ``""`` if none."""
+    p = artifacts_dir(profile, "policies", name) / "policy.json"
+    return json.loads(p.read_text()).get("key", "") if p.exists() else ""
+
+
 def is_cached(name: str, profile: str) -> bool:
     """True when ``train_or_load(name, profile)`` would load without training."""
     p = artifacts_dir(profile, "policies", name) / "policy.json"
