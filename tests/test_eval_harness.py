@@ -127,3 +127,17 @@ def test_failure_modes_track_grasp_through_lockstep_hook():
     assert list(df["ever_grasped"]) == [True, False, True, True]
     assert list(df["held_at_end"]) == [False, False, True, True]
     assert list(df["outcome"]) == [CATEGORIES[2], CATEGORIES[1], CATEGORIES[3], CATEGORIES[0]]
+
+
+def test_outcomes_reproduce_the_evaluator_episode_for_episode(tmp_path):
+    """outcomes() batches and seeds like Evaluator.run (padded last chunk included): same success."""
+    from vgps.eval.failures import CATEGORIES, outcomes
+    cfg = RunConfig("gauss", "vgps", 3, 1.0)
+    ev = Evaluator(lambda t: GraspToyEnv(), _agent, tmp_path / "r.csv", num_envs=4)
+    res = ev.run(cfg, ["t1"], [0, 1], episodes=3)                     # 6 jobs: chunks of 4 + 2
+    out = outcomes(lambda: _agent(cfg), lambda t: GraspToyEnv(), ["t1"], [0, 1], 3, num_envs=4)
+    assert list(out["env_seed"]) == list(res["env_seed"]) == [episode_seed(s, e) for s in (0, 1) for e in range(3)]
+    assert list(out["success"]) == list(res["success"].astype(bool))
+    expect = [CATEGORIES[0] if s % 2 == 0 else {0: CATEGORIES[1], 1: CATEGORIES[2], 2: CATEGORIES[3]}[s % 3]
+              for s in out["env_seed"]]
+    assert list(out["outcome"]) == expect

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from vgps.eval.harness import run_lockstep
+from vgps.eval.harness import episode_seed, run_lockstep
 
 CATEGORIES = ("success", "never grasped", "dropped / released off target", "still holding at timeout")
 
@@ -25,10 +25,10 @@ def classify(success: bool, ever_grasped: bool, held_at_end: bool) -> str:
 
 
 def failure_modes(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> pd.DataFrame:
-    """Run ``len(env_seeds) == len(envs)`` episodes in lock step; one row per episode with the
-    outcome category (pick tasks count ``held_at_end`` as success already)."""
-    if len(env_seeds) != len(envs):
-        raise ValueError("one seed per environment")
+    """Run ``len(env_seeds) <= len(envs)`` episodes in lock step (as :func:`run_lockstep`); one
+    row per episode with the outcome category (pick tasks count ``held_at_end`` as success)."""
+    if len(env_seeds) > len(envs):
+        raise ValueError(f"{len(env_seeds)} episodes for {len(envs)} environments")
     ever, held = np.zeros(len(envs), bool), np.zeros(len(envs), bool)
 
     def track(i, env, info):
@@ -37,7 +37,33 @@ def failure_modes(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> pd
         ever[i] |= held[i]
 
     res = run_lockstep(agent, envs, env_seeds, rng, on_step=track)
+    n = len(env_seeds)
     succ = np.array([r["success"] for r in res])
-    return pd.DataFrame({"env_seed": list(env_seeds), "success": succ, "ever_grasped": ever,
-                         "held_at_end": held,
-                         "outcome": [classify(*x) for x in zip(succ, ever, held)]})
+    return pd.DataFrame({"env_seed": list(env_seeds), "success": succ, "ever_grasped": ever[:n],
+                         "held_at_end": held[:n],
+                         "outcome": [classify(*x) for x in zip(succ, ever[:n], held[:n])]})
+
+
+def outcomes(make_agent, make_env, tasks, seeds, episodes: int, num_envs: int,
+             env_pool: dict | None = None) -> pd.DataFrame:
+    """Per-episode outcome category on ``tasks`` x ``seeds`` x ``episodes``, batched and seeded
+    exactly as :meth:`vgps.eval.harness.Evaluator.run` batches one configuration (same episode
+    seeds, same lock-step chunks, same RNG per chunk), so ``success`` reproduces its results.
+    ``make_agent()`` -> a fresh agent per task; columns ``task, seed, episode, env_seed, success,
+    ever_grasped, held_at_end, outcome``."""
+    env_pool = {} if env_pool is None else env_pool
+    rows = []
+    for task in tasks:
+        jobs = [(int(sd), e) for sd in seeds for e in range(int(episodes))]
+        b = min(int(num_envs), len(jobs))
+        pool = env_pool.setdefault(task, [])
+        while len(pool) < b:
+            pool.append(make_env(task))
+        agent = make_agent()
+        for start in range(0, len(jobs), b):
+            chunk = jobs[start:start + b]
+            rng = jax.random.PRNGKey(episode_seed(*chunk[0]) % (2**31))
+            df = failure_modes(agent, pool[:b], [episode_seed(sd, e) for sd, e in chunk], rng)
+            rows.append(df.assign(task=task, seed=[sd for sd, _ in chunk], episode=[e for _, e in chunk]))
+    cols = ["task", "seed", "episode", "env_seed", "success", "ever_grasped", "held_at_end", "outcome"]
+    return pd.concat(rows, ignore_index=True)[cols]
