@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from vgps.eval.harness import episode_seed, run_lockstep
+from vgps.eval.harness import lockstep_chunks, pooled_envs, run_lockstep
 
 CATEGORIES = ("success", "never grasped", "dropped / released off target", "still holding at timeout")
 
@@ -47,23 +47,18 @@ def failure_modes(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> pd
 def outcomes(make_agent, make_env, tasks, seeds, episodes: int, num_envs: int,
              env_pool: dict | None = None) -> pd.DataFrame:
     """Per-episode outcome category on ``tasks`` x ``seeds`` x ``episodes``, batched and seeded
-    exactly as :meth:`vgps.eval.harness.Evaluator.run` batches one configuration (same episode
-    seeds, same lock-step chunks, same RNG per chunk), so ``success`` reproduces its results.
+    by :func:`~vgps.eval.harness.lockstep_chunks` as :meth:`vgps.eval.harness.Evaluator.run`
+    batches one configuration, so ``success`` reproduces its results.
     ``make_agent()`` -> a fresh agent per task; columns ``task, seed, episode, env_seed, success,
     ever_grasped, held_at_end, outcome``."""
     env_pool = {} if env_pool is None else env_pool
     rows = []
     for task in tasks:
         jobs = [(int(sd), e) for sd in seeds for e in range(int(episodes))]
-        b = min(int(num_envs), len(jobs))
-        pool = env_pool.setdefault(task, [])
-        while len(pool) < b:
-            pool.append(make_env(task))
+        envs = pooled_envs(env_pool, task, min(int(num_envs), len(jobs)), make_env)
         agent = make_agent()
-        for start in range(0, len(jobs), b):
-            chunk = jobs[start:start + b]
-            rng = jax.random.PRNGKey(episode_seed(*chunk[0]) % (2**31))
-            df = failure_modes(agent, pool[:b], [episode_seed(sd, e) for sd, e in chunk], rng)
+        for chunk, env_seeds, rng in lockstep_chunks(jobs, num_envs):
+            df = failure_modes(agent, envs, env_seeds, rng)
             rows.append(df.assign(task=task, seed=[sd for sd, _ in chunk], episode=[e for _, e in chunk]))
     cols = ["task", "seed", "episode", "env_seed", "success", "ever_grasped", "held_at_end", "outcome"]
     return pd.concat(rows, ignore_index=True)[cols]

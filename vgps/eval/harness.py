@@ -40,6 +40,25 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(seed) * 100_003 + int(episode)
 
 
+def pooled_envs(pool: dict, task: str, n: int, make_env: Callable) -> list:
+    """The first ``n`` environments of ``task`` in ``pool`` (task -> [env, ...]), built on demand."""
+    envs = pool.setdefault(task, [])
+    while len(envs) < n:
+        envs.append(make_env(task))
+    return envs[:n]
+
+
+def lockstep_chunks(jobs: list[tuple], num_envs: int):
+    """Split ``jobs`` (tuples ending in ``(seed, episode)``) into lock-step batches of at most
+    ``min(num_envs, len(jobs))`` episodes; yields ``(chunk, env_seeds, rng)`` with the batch's RNG
+    seeded by its first episode — the batching every evaluation of this harness uses."""
+    b = min(int(num_envs), len(jobs))
+    for start in range(0, len(jobs), b):
+        chunk = jobs[start:start + b]
+        rng = jax.random.PRNGKey(episode_seed(*chunk[0][-2:]) % (2**31))
+        yield chunk, [episode_seed(*j[-2:]) for j in chunk], rng
+
+
 def _stack(obs_list):
     return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
 
@@ -89,22 +108,20 @@ class Evaluator:
         make_env: ``task_id -> env`` (e.g. ``lambda t: vgps.envs.make(t, render=False)``).
         make_agent: ``RunConfig -> agent`` (a ValueGuidedPolicy).
         cache_csv: per-episode results; rows already there are not re-run.
+        env_pool: task -> [env, ...] shared with other evaluators (see :func:`pooled_envs`).
         num_envs: lock-step batch size.
     """
 
     def __init__(self, make_env: Callable, make_agent: Callable, cache_csv: str | Path,
-                 num_envs: int = 16, verbose: bool = True):
+                 num_envs: int = 16, verbose: bool = True, env_pool: dict | None = None):
         self.make_env, self.make_agent = make_env, make_agent
         self.cache_csv, self.num_envs, self.verbose = Path(cache_csv), int(num_envs), verbose
-        self._envs: dict[str, list] = {}
+        self._envs: dict[str, list] = {} if env_pool is None else env_pool
         self.df = (pd.read_csv(self.cache_csv) if self.cache_csv.exists()
                    else pd.DataFrame(columns=RESULT_COLUMNS))
 
     def _get_envs(self, task: str, n: int) -> list:
-        envs = self._envs.setdefault(task, [])
-        while len(envs) < n:
-            envs.append(self.make_env(task))
-        return envs[:n]
+        return pooled_envs(self._envs, task, n, self.make_env)
 
     def _cached(self, cfg: RunConfig, task: str, seed: int, episodes: int) -> pd.DataFrame:
         d = self.df
@@ -136,13 +153,10 @@ class Evaluator:
                 continue
             t0 = time.time()
             agent = self.make_agent(cfg)
-            b = min(self.num_envs, len(jobs))
-            envs = self._get_envs(task, b)
+            envs = self._get_envs(task, min(self.num_envs, len(jobs)))
             rows = []
-            for start in range(0, len(jobs), b):
-                chunk = jobs[start:start + b]
-                rng = jax.random.PRNGKey(episode_seed(chunk[0][1], chunk[0][2]) % (2**31))
-                res = run_lockstep(agent, envs, [episode_seed(sd, e) for _, sd, e in chunk], rng)
+            for chunk, env_seeds, rng in lockstep_chunks(jobs, self.num_envs):
+                res = run_lockstep(agent, envs, env_seeds, rng)
                 rows += [(si, {**asdict(cfg), "task": task, "seed": sd, "episode": e, **r})
                          for (si, sd, e), r in zip(chunk, res)]
             new = pd.DataFrame([r for _, r in rows])[RESULT_COLUMNS]
@@ -204,8 +218,5 @@ def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=
                                  mode=cfg.method, language_encoder=encoder,
                                  random_low=low, random_high=high)
 
-    ev = Evaluator(make_env, make_agent, cache_path(cache_dir, label, key_parts),
-                   num_envs=num_envs, verbose=verbose)
-    if env_pool is not None:
-        ev._envs = env_pool          # task -> [env, ...], grown on demand by Evaluator._get_envs
-    return ev
+    return Evaluator(make_env, make_agent, cache_path(cache_dir, label, key_parts),
+                     num_envs=num_envs, verbose=verbose, env_pool=env_pool)
