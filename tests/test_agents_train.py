@@ -141,7 +141,7 @@ def test_diagnostics_run_on_episodes(full_run):
     for i in range(3):
         T = 12
         act = rng.normal(size=(T, 7)).astype(np.float32)
-        act[:, 6] = (np.arange(T) < 6).astype(np.float32)
+        act[:, 6] = ((np.arange(T) < 4) | (np.arange(T) > 8)).astype(np.float32)   # grasp at 4, release at 9
         eps.append({"observation": {"state": rng.normal(size=(T, 6)).astype(np.float32)},
                     "action": act, "instruction": f"task {i}", "success": i != 2,
                     "metadata": {"failure_mode": None if i != 2 else "drift"}})
@@ -152,3 +152,19 @@ def test_diagnostics_run_on_episodes(full_run):
     assert -1.0 <= r["spearman"] <= 1.0 and 0.0 <= r["bound_rate"] <= 1.0
     assert r["q_lower_ok"] and len(r["per_episode"]) == 3
     plot_q_along_episodes({"tiny": r})
+
+
+def test_perturbation_masks_mark_the_grasp_and_release_steps():
+    from vgps.agents.diagnostics import perturb
+    g = np.array([1, 1, 0, 0, 0, 1, 1, 0, 1], np.float32)   # close at 2, open at 5, close at 7, open at 8
+    acts = np.zeros((len(g), 7), np.float32)
+    acts[:, 6] = g
+    rng, scale = np.random.default_rng(0), np.ones(6)
+    masks = {k: perturb(acts, k, scale, rng)
+             for k in ("gripper_flip", "gripper_flip_carrying", "gripper_flip_at_grasp", "gripper_flip_at_release")}
+    for k, (a, valid) in masks.items():
+        np.testing.assert_array_equal(a[:, 6], 1 - g)          # every kind flips the command
+    np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip"][1]), np.arange(len(g)))
+    np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip_carrying"][1]), [4])
+    np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip_at_grasp"][1]), [2, 7])
+    np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip_at_release"][1]), [5])

@@ -48,7 +48,7 @@ def test_wall_times_are_not_hashed(tmp_path):
     on_disk = json.loads((r / manifest.MANIFEST_JSON).read_text())
     assert on_disk["digest"] == m2["digest"] and on_disk["timing"]["stages"]["01_a"]["wall_time_s"] == 99.0
     assert "99.0" in (r / manifest.MANIFEST_MD).read_text()
-    hashed = {k: on_disk[k] for k in ("profile", "artifacts", "versions")}
+    hashed = {k: on_disk[k] for k in ("profile", "artifacts", "versions", "platform")}
     assert manifest.sha256_bytes(manifest.canonical_json(hashed)) == on_disk["digest"]
 
 
@@ -57,6 +57,9 @@ def test_digest_changes_with_content_profile_versions(tmp_path):
     d0 = manifest.build_manifest(r, "smoke", versions=VERSIONS)["digest"]
     assert manifest.build_manifest(r, "default", versions=VERSIONS)["digest"] != d0
     assert manifest.build_manifest(r, "smoke", versions={**VERSIONS, "jax": "1"})["digest"] != d0
+    here = manifest.platform_info()
+    other = {**here, "isa": [f for f in here["isa"] if f != "avx2"] + ["avx512f_other"]}
+    assert manifest.build_manifest(r, "smoke", versions=VERSIONS, platform_=other)["digest"] != d0
     (r / "a.csv").write_text("x\n2\n")
     assert manifest.build_manifest(r, "smoke", versions=VERSIONS)["digest"] != d0
 
@@ -139,3 +142,13 @@ def test_committed_notebooks_are_clean(nb):
     code = [c for c in node.cells if c.cell_type == "code"]
     assert code and "parameters" in code[0].metadata.get("tags", [])
     assert 'profile = os.environ.get("VGPS_PROFILE", "default")' in code[0].source
+
+
+def test_platform_info_reads_model_and_simd_flags():
+    cpuinfo = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\n"
+               "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw\n\nprocessor\t: 1\n"
+               "model name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: fpu\n")
+    p = manifest.platform_info(cpuinfo)
+    assert p["cpu"] == "Intel(R) Xeon(R) Platinum"
+    assert p["isa"] == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]   # first CPU, fixed order
+    assert manifest.platform_info("")["isa"] == []

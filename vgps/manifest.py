@@ -7,12 +7,17 @@ wall time of each pipeline stage.
     {"profile": "smoke",
      "artifacts": [{"path": "fig.png", "sha256": "…", "size": 1234}, …],   # sorted by path
      "versions": {"python": "3.11.x", "jax": "…", …},
-     "digest": "<sha256 of the canonical JSON of profile + artifacts + versions>",
+     "platform": {"machine": "x86_64", "cpu": "AMD EPYC", "isa": ["avx", "avx2", "fma", …]},
+     "digest": "<sha256 of the canonical JSON of profile + artifacts + versions + platform>",
      "timing": {"note": "…", "stages": {"01_x": {"wall_time_s": 12.3, "cached": false}, …}}}
 
 ``digest`` covers exactly the deterministic part, so two reproductions with the same code,
-profile and library versions give the same digest (and the same per-artefact hashes) however
-long they took. ``MANIFEST.json`` / ``MANIFEST.md`` themselves and dot-files are not listed.
+profile, library versions and CPU type give the same digest (and the same per-artefact hashes)
+however long they took. The CPU is part of it because floating point is not portable across
+micro-architectures: MuJoCo and XLA pick SIMD code paths (AVX2 / AVX-512 / FMA) at run time, and
+one rounding difference can change a contact, an episode and everything trained on it (seen
+here: the same code generated 68,174 training transitions on an AVX-512 Intel machine and
+68,171 on an AVX2 AMD EPYC). ``MANIFEST.json`` / ``MANIFEST.md`` themselves and dot-files are not listed.
 """
 from __future__ import annotations
 
@@ -70,17 +75,41 @@ def library_versions(packages: tuple[str, ...] = PINNED) -> dict[str, str]:
     return v
 
 
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+             "avx512_bf16", "amx_tile")
+
+
+def platform_info(cpuinfo: str | None = None) -> dict:
+    """Machine type, CPU model and the SIMD extensions that change floating-point code paths
+    (read from ``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip(), v.strip())
+    flags = set(fields.get("flags", "").split())
+    return {"machine": platform.machine(),
+            "cpu": fields.get("model name") or platform.processor() or "unknown",
+            "isa": [f for f in ISA_FLAGS if f in flags]}
+
+
 def canonical_json(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def build_manifest(root: str | Path, profile: str, stages: dict | None = None,
-                   versions: dict | None = None, elapsed_s: float | None = None) -> dict:
+                   versions: dict | None = None, elapsed_s: float | None = None,
+                   platform_: dict | None = None) -> dict:
     """The manifest dict. ``stages``: ``{name: {"wall_time_s": float, "cached": bool}}``, kept in
     ``timing`` and excluded from ``digest``; ``elapsed_s``: end-to-end time of a run that executed
     every stage (less than the sum when stages ran concurrently)."""
     hashed = {"profile": profile, "artifacts": list_artifacts(root),
-              "versions": versions if versions is not None else library_versions()}
+              "versions": versions if versions is not None else library_versions(),
+              "platform": platform_ if platform_ is not None else platform_info()}
     m = dict(hashed)
     m["digest"] = sha256_bytes(canonical_json(hashed))
     m["timing"] = {
@@ -102,6 +131,10 @@ def render_markdown(m: dict) -> str:
     lines += [f"| `{a['path']}` | {a['size']} | `{a['sha256']}` |" for a in m["artifacts"]]
     lines += ["", "## Library versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in m["versions"].items()]
+    if "platform" in m:
+        pf = m["platform"]
+        lines += ["", "## Platform (hashed: results depend on the CPU's floating-point code paths)", "",
+                  f"{pf['machine']}, {pf['cpu']}; SIMD: {', '.join(pf['isa']) or 'none listed'}"]
     stages = m.get("timing", {}).get("stages", {})
     if stages:
         lines += ["", "## Wall time per stage (not hashed)", "", "| stage | seconds | cached |",

@@ -1,7 +1,9 @@
 """Critic-quality diagnostics on held-out episodes (beyond the paper; check before steering).
 
 - ``ranking``: P(Q(s, a_demo) > Q(s, a_perturbed)) on successful episodes, per perturbation kind
-  (xyz noise, rotation noise, gripper flipped while carrying, gripper flipped, uniform random);
+  (xyz noise, rotation noise, gripper flipped while carrying, gripper flipped, uniform random,
+  and the two §4 decision points: kept open at the demo's grasp — the step it first closes — and
+  kept closed at its release — the step it first opens after carrying);
 - ``spearman``: Spearman ρ between Q(s_t, a_t) and steps-to-success (pooled over successful
   episodes; Q should rise as success nears, so ρ < 0), also the mean within-episode ρ;
 - ``bound_rate``: fraction of held-out (s, a_demo) with Q below the Monte-Carlo return G_t (where
@@ -19,7 +21,7 @@ from scipy.stats import spearmanr
 from vgps.data.labels import label_steps
 
 PERTURBATIONS = ("xyz_noise", "rotation_noise", "gripper_flip_carrying", "gripper_flip",
-                 "uniform_random")
+                 "uniform_random", "gripper_flip_at_grasp", "gripper_flip_at_release")
 
 
 def perturb(actions, kind: str, scale, rng):
@@ -31,12 +33,19 @@ def perturb(actions, kind: str, scale, rng):
         a[:, :3] += rng.normal(size=(len(a), 3)) * scale[:3]
     elif kind == "rotation_noise":
         a[:, 3:6] += rng.normal(size=(len(a), 3)) * scale[3:6]
-    elif kind in ("gripper_flip", "gripper_flip_carrying"):
+    elif kind.startswith("gripper_flip"):
         a[:, 6] = 1.0 - a[:, 6]
+        closed = actions[:, 6] < 0.5
+        was_closed = np.concatenate([[False], closed[:-1]])
         if kind == "gripper_flip_carrying":    # closed now and at the previous two steps
-            closed = actions[:, 6] < 0.5
-            valid = closed & np.roll(closed, 1) & np.roll(closed, 2)
-            valid[:2] = False
+            valid = closed & was_closed & np.concatenate([[False, False], closed[:-2]])
+        elif kind == "gripper_flip_at_grasp":  # first closing step: flipped = grasp deferred
+            valid = closed & ~was_closed
+            valid[0] = False
+        elif kind == "gripper_flip_at_release":   # first opening step after 2+ closed steps
+            valid = ~closed & was_closed & np.concatenate([[False, False], closed[:-2]])
+        elif kind != "gripper_flip":
+            raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
     elif kind == "uniform_random":
         lo, hi = actions[:, :6].min(0), actions[:, :6].max(0)
         a[:, :6] = rng.uniform(lo, hi, size=(len(a), 6))
