@@ -135,7 +135,7 @@ class _FakeEncoder:
 
 
 def test_diagnostics_run_on_episodes(full_run):
-    from vgps.agents.diagnostics import PERTURBATIONS, plot_q_along_episodes, run_diagnostics
+    from vgps.agents.diagnostics import DECISION_POINTS, PERTURBATIONS, plot_q_along_episodes, run_diagnostics
     rng = np.random.default_rng(0)
     eps = []
     for i in range(3):
@@ -147,8 +147,9 @@ def test_diagnostics_run_on_episodes(full_run):
                     "metadata": {"failure_mode": None if i != 2 else "drift"}})
     critic = load_critic(full_run.run_dir)
     r = run_diagnostics(critic, eps, _FakeEncoder())
-    for k in PERTURBATIONS:
+    for k in PERTURBATIONS + DECISION_POINTS:
         assert 0.0 <= r[f"rank/{k}"] <= 1.0
+    assert r["rank/mean"] == pytest.approx(np.mean([r[f"rank/{k}"] for k in PERTURBATIONS]))
     assert -1.0 <= r["spearman"] <= 1.0 and 0.0 <= r["bound_rate"] <= 1.0
     assert r["q_lower_ok"] and len(r["per_episode"]) == 3
     plot_q_along_episodes({"tiny": r})

@@ -3,7 +3,8 @@
 - ``ranking``: P(Q(s, a_demo) > Q(s, a_perturbed)) on successful episodes, per perturbation kind
   (xyz noise, rotation noise, gripper flipped while carrying, gripper flipped, uniform random,
   and the two §4 decision points: kept open at the demo's grasp — the step it first closes — and
-  kept closed at its release — the step it first opens after carrying);
+  kept closed at its release — the step it first opens after carrying; ``DECISION_POINTS``,
+  reported beside ``rank/mean``, which averages the first five);
 - ``spearman``: Spearman ρ between Q(s_t, a_t) and steps-to-success (pooled over successful
   episodes; Q should rise as success nears, so ρ < 0), also the mean within-episode ρ;
 - ``bound_rate``: fraction of held-out (s, a_demo) with Q below the Monte-Carlo return G_t (where
@@ -21,7 +22,8 @@ from scipy.stats import spearmanr
 from vgps.data.labels import label_steps
 
 PERTURBATIONS = ("xyz_noise", "rotation_noise", "gripper_flip_carrying", "gripper_flip",
-                 "uniform_random", "gripper_flip_at_grasp", "gripper_flip_at_release")
+                 "uniform_random")
+DECISION_POINTS = ("gripper_flip_at_grasp", "gripper_flip_at_release")   # ranked, not in rank/mean
 
 
 def perturb(actions, kind: str, scale, rng):
@@ -45,13 +47,13 @@ def perturb(actions, kind: str, scale, rng):
         elif kind == "gripper_flip_at_release":   # first opening step after 2+ closed steps
             valid = ~closed & was_closed & np.concatenate([[False, False], closed[:-2]])
         elif kind != "gripper_flip":
-            raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
+            raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS + DECISION_POINTS}")
     elif kind == "uniform_random":
         lo, hi = actions[:, :6].min(0), actions[:, :6].max(0)
         a[:, :6] = rng.uniform(lo, hi, size=(len(a), 6))
         a[:, 6] = rng.integers(0, 2, len(a))
     else:
-        raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
+        raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS + DECISION_POINTS}")
     return a, valid
 
 
@@ -77,7 +79,8 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
     LanguageEncoder. Returns a flat dict of numbers plus ``per_episode`` Q traces."""
     rng = np.random.default_rng(seed)
     scale = np.asarray(getattr(critic.normalizer, "std", np.ones(7)), np.float32)[:6]
-    wins = {k: [] for k in PERTURBATIONS}
+    kinds = PERTURBATIONS + DECISION_POINTS
+    wins = {k: [] for k in kinds}
     q_all, sts_all, rhos, below, traces = [], [], [], [], []
     q_min, q_min_pert = np.inf, np.inf
     for ep in episodes:
@@ -87,7 +90,7 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
         lab = label_steps(T, horizon=horizon, shifted=shifted, gamma=gamma, success=succ)
         acts = np.asarray(ep["action"], np.float32)
         cands, valids = [acts], []
-        for k in PERTURBATIONS:
+        for k in kinds:
             p, v = perturb(acts, k, scale, rng)
             cands.append(p)
             valids.append(v)
@@ -100,7 +103,7 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
                        "failure_mode": ep.get("metadata", {}).get("failure_mode")})
         if not succ:
             continue
-        for j, k in enumerate(PERTURBATIONS):
+        for j, k in enumerate(kinds):
             wins[k].append((q_demo > q[:, j + 1])[valids[j]])
         first = int(np.argmax(lab["success_step"]))
         sts = np.maximum(first - np.arange(T), 0)
