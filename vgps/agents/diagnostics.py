@@ -24,6 +24,7 @@ from vgps.data.labels import label_steps
 PERTURBATIONS = ("xyz_noise", "rotation_noise", "gripper_flip_carrying", "gripper_flip",
                  "uniform_random")
 DECISION_POINTS = ("gripper_flip_at_grasp", "gripper_flip_at_release")   # ranked, not in rank/mean
+_GRIPPER_FLIPS = ("gripper_flip", "gripper_flip_carrying") + DECISION_POINTS
 
 
 def perturb(actions, kind: str, scale, rng):
@@ -35,19 +36,18 @@ def perturb(actions, kind: str, scale, rng):
         a[:, :3] += rng.normal(size=(len(a), 3)) * scale[:3]
     elif kind == "rotation_noise":
         a[:, 3:6] += rng.normal(size=(len(a), 3)) * scale[3:6]
-    elif kind.startswith("gripper_flip"):
+    elif kind in _GRIPPER_FLIPS:
         a[:, 6] = 1.0 - a[:, 6]
         closed = actions[:, 6] < 0.5
         was_closed = np.concatenate([[False], closed[:-1]])
+        was_held = was_closed & np.concatenate([[False, False], closed[:-2]])   # closed at t-1 and t-2
         if kind == "gripper_flip_carrying":    # closed now and at the previous two steps
-            valid = closed & was_closed & np.concatenate([[False, False], closed[:-2]])
+            valid = closed & was_held
         elif kind == "gripper_flip_at_grasp":  # first closing step: flipped = grasp deferred
             valid = closed & ~was_closed
             valid[0] = False
         elif kind == "gripper_flip_at_release":   # first opening step after 2+ closed steps
-            valid = ~closed & was_closed & np.concatenate([[False, False], closed[:-2]])
-        elif kind != "gripper_flip":
-            raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS + DECISION_POINTS}")
+            valid = ~closed & was_held
     elif kind == "uniform_random":
         lo, hi = actions[:, :6].min(0), actions[:, :6].max(0)
         a[:, :6] = rng.uniform(lo, hi, size=(len(a), 6))
