@@ -174,3 +174,29 @@ def test_paper_rates_filters_and_task_names():
     from vgps.eval.harness import random_policy_bounds
     lo, hi = random_policy_bounds()
     assert lo.shape == hi.shape == (7,) and lo[-1] == 0 and hi[-1] == 1 and np.all(hi[:6] > 0)
+
+
+# ------------------------------------------------------------------ critic variants and labels
+def test_critic_variants_differ_only_where_declared_and_the_cache_key_covers_the_labels(tmp_path):
+    from tests.data_helpers import copy_tiny
+    from vgps.agents import runs as R
+    from vgps.data.labels import label_config
+    from vgps.data.loader import load_training_data
+    prof = get_profile("smoke")
+    ours, paper = R.critic_variant(prof, "calql_sac"), R.critic_variant(prof, "calql_sac_paper_labels")
+    assert ours.critic == paper.critic and ours.critic.calql_policy == "sac"
+    assert ours.data.use_success_flag and not paper.data.use_success_flag
+    assert dataclasses.replace(ours.data, use_success_flag=False) == paper.data
+    assert R.critic_variant(prof, "calql").critic == prof.critic
+    assert R.critic_variant(prof, "iql").critic.algorithm == "iql"
+    with pytest.raises(KeyError, match="unknown critic 'nope'"):
+        R.critic_variant(prof, "nope")
+    dirs = [copy_tiny(tmp_path, "bridge_tiny"), copy_tiny(tmp_path, "fractal_tiny")]   # stats are cached beside
+    k_ours = ab.expected_cache_key(ours.critic, ours, dirs)
+    k_paper = ab.expected_cache_key(paper.critic, paper, dirs)
+    assert k_ours != k_paper          # same critic config, other labels: never reuse the cached critic
+    # the key notebook 06 predicts without loading equals the key of the data notebook 02 trains on
+    data = load_training_data(dirs, profile=paper, obs_keys=("state",), batch_size=8,
+                              encoder=HashEncoder(), backend="memory")
+    assert data.labels == label_config(paper.data) and data.labels["use_success_flag"] is False
+    assert R.cache_key(paper.critic, data) == k_paper

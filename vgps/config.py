@@ -24,7 +24,9 @@ class DataConfig:
     horizon: int = 3                      # last H steps of a demo are labelled success
     shifted_rewards: bool = True          # True: success 0 / failure -1; False: 1 / 0
     gamma: float = 0.98
-    use_success_flag: bool = False        # failed episodes (per-episode flag) get no success label
+    # failed episodes (per-episode success flag False) get no success label. Beyond the paper (Bridge
+    # has no flag; without one nothing changes); False = the paper's labels (critics "*_paper_labels")
+    use_success_flag: bool = True
     image_size: int = 64
     augment: bool = True                  # random resized crop + colour jitter, seeded
     crop_scale: tuple[float, float] = (0.8, 1.0)
@@ -120,8 +122,8 @@ class EvalConfig:
     tuning_seeds: tuple[int, ...] = (1000,)
     sweep_K: tuple[int, ...] = (10, 50)
     sweep_beta: tuple[float, ...] = (0.0, 0.1, 1.0)
-    fixed_K: int = 10
-    fixed_beta: float = 1.0
+    fixed_K: int = 10                    # notebook 04's setting (what notebook 05's tuning chose in
+    fixed_beta: float = 1.0              # `default`); notebook 05 chooses its own on the tuning seeds
     num_envs: int = 16                   # lock-step batch
     tuning_episodes_per_task: int = 10   # protocol (ii): episodes per task on each tuning seed
     # protocol (ii) also chooses the critic among these runs of notebooks 02/03 (artifacts/<profile>/
@@ -164,9 +166,9 @@ def _default() -> Profile:
         # Spearman(Q, steps-to-success) -0.73 (notebook 02)
         critic=CriticConfig(num_steps=5_000, batch_size=128, cql_n_actions=2, behavior_steps=1_000),
         policy=PolicyConfig(num_steps=15_000, batch_size=256),
-        # evaluation seed 1: seed 0's results with the behaviour-π critic were seen before the
-        # critic became a tuned choice (README, "Steering"), so the fixed protocol reads a fresh seed
-        eval=EvalConfig(episodes_per_task=50, seeds=(1,), tuning_seeds=(1000,), num_envs=70,
+        # evaluation seed 2, fresh: seeds 0 and 1 scored earlier critics and their results were seen
+        # before the next change (notebook 05, "History of this protocol")
+        eval=EvalConfig(episodes_per_task=50, seeds=(2,), tuning_seeds=(1000,), num_envs=70,
                          tuning_episodes_per_task=20),
     )
 
@@ -174,7 +176,7 @@ def _default() -> Profile:
 def _paper() -> Profile:
     return Profile(
         name="paper",
-        data=DataConfig(image_size=256),
+        data=DataConfig(image_size=256, use_success_flag=False),   # the paper's labels
         benchmark=BenchmarkConfig(image_size=256, episodes_bridge_like=45_000,
                                   episodes_fractal_like=24_000),
         critic=CriticConfig(obs_modality="image", encoder="resnet34", batch_size=512,

@@ -1,5 +1,5 @@
-"""Notebook helpers: train a critic once per (config, dataset) and reuse it, learning curves,
-held-out episodes."""
+"""Notebook helpers: the named critic variants, train a critic once per (config, dataset) and reuse
+it, learning curves, held-out episodes."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +11,28 @@ from pathlib import Path
 from vgps.agents import checkpoint as ckpt
 from vgps.agents.critic import load_critic
 from vgps.agents.train import train
+
+
+# name -> (what it is, CriticConfig changes, DataConfig changes) relative to the profile's own
+CRITIC_VARIANTS = {
+    "calql": ("Cal-QL, frozen behaviour-cloned π", {}, {}),
+    "calql_sac": ("Cal-QL, SAC actor (the paper's released code)", {"calql_policy": "sac"}, {}),
+    "calql_paper_labels": ("Cal-QL, frozen behaviour-cloned π, the paper's labels (no success flag)",
+                           {}, {"use_success_flag": False}),
+    "calql_sac_paper_labels": ("Cal-QL, SAC actor, the paper's labels (no success flag)",
+                               {"calql_policy": "sac"}, {"use_success_flag": False}),
+    "iql": ("IQL", {"algorithm": "iql"}, {}),
+}
+
+
+def critic_variant(prof, name: str):
+    """``prof`` with the critic and data configs of the named variant (``CRITIC_VARIANTS``):
+    ``variant.critic`` is what is trained, ``variant.data`` labels its training data."""
+    if name not in CRITIC_VARIANTS:
+        raise KeyError(f"unknown critic {name!r}; choose one of {sorted(CRITIC_VARIANTS)}")
+    _, crit, data = CRITIC_VARIANTS[name]
+    return dataclasses.replace(prof, critic=dataclasses.replace(prof.critic, **crit),
+                               data=dataclasses.replace(prof.data, **data))
 
 
 def dataset_fingerprint(dataset_dirs) -> str:
@@ -29,9 +51,11 @@ ARCH_VERSION = 2   # bump when parameter layouts or losses change (invalidates c
 
 
 def cache_key(cfg, data) -> str:
+    """Hash of the critic config, the datasets, the mix weights and the reward labelling."""
     payload = {"arch": ARCH_VERSION, "config": dataclasses.asdict(cfg),
                "data": dataset_fingerprint(getattr(data, "dataset_dirs", [])),
-               "weights": [float(w) for w in getattr(data, "weights", [])]}
+               "weights": [float(w) for w in getattr(data, "weights", [])],
+               "labels": dict(getattr(data, "labels", None) or {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

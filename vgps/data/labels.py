@@ -59,6 +59,12 @@ def label_steps(length: int, *, horizon: int = 3, shifted: bool = True, gamma: f
             "next_index": np.minimum(t + 1, length - 1).astype(np.int64)}
 
 
+def label_config(cfg) -> dict:
+    """The :class:`vgps.config.DataConfig` fields that decide the labels (part of a critic's cache key)."""
+    return {"horizon": int(cfg.horizon), "shifted_rewards": bool(cfg.shifted_rewards),
+            "gamma": float(cfg.gamma), "use_success_flag": bool(cfg.use_success_flag)}
+
+
 def label_episode(episode: dict, cfg) -> dict:
     """:func:`label_steps` for an episode dict with a :class:`vgps.config.DataConfig`."""
     return label_steps(len(episode["action"]), horizon=cfg.horizon, shifted=cfg.shifted_rewards,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vgps.data.labels import label_config
 from vgps.data.normalize import STATS_FILE, ActionNormalizer, StateNormalizer, pool, save_statistics
 from vgps.data.rlds import describe, iter_episodes
 
@@ -93,6 +94,7 @@ class TrainingData:
     weights: np.ndarray
     num_transitions: list[int]
     dataset_dirs: list[Path]
+    labels: dict = field(default_factory=dict)   # reward-labelling config (labels.label_config)
     _sampler: object = field(repr=False, default=None)
     _make_tf: object = field(repr=False, default=None)
     _it: object = field(repr=False, default=None)
@@ -162,7 +164,8 @@ def load_training_data(dataset_dirs, weights=None, profile=None, encoder=None, *
         gb = frames * (image_size or 0) ** 2 * 3 / 1e9
         backend = "memory" if gb <= memory_limit_gb else "tfdata"
     common = dict(backend=backend, normalizer=norm, state_normalizer=snorm, weights=w,
-                  num_transitions=[s["num_transitions"] for s in stats], dataset_dirs=dirs)
+                  num_transitions=[s["num_transitions"] for s in stats], dataset_dirs=dirs,
+                  labels=label_config(cfg))
     augment = cfg if (cfg.augment and "image" in obs_keys) else None
     if backend == "memory":
         from vgps.data.memory import MixtureSampler, TransitionStore

@@ -48,13 +48,9 @@ def _sha(obj) -> str:
 
 # ================================================================== critics (notebooks 02 / 03)
 def critic_config(prof, name: str):
-    """The CriticConfig notebook 02 / 03 trains under ``name`` (``calql``, ``calql_sac``, ``iql``)."""
-    cfg = prof.critic
-    variants = {"calql": cfg, "calql_sac": dataclasses.replace(cfg, calql_policy="sac"),
-                "iql": dataclasses.replace(cfg, algorithm="iql")}
-    if name not in variants:
-        raise KeyError(f"unknown critic {name!r}; choose one of {sorted(variants)}")
-    return variants[name]
+    """The CriticConfig notebook 02 / 03 trains under ``name`` (``vgps.agents.runs.CRITIC_VARIANTS``)."""
+    from vgps.agents.runs import critic_variant
+    return critic_variant(prof, name).critic
 
 
 def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
@@ -74,7 +70,9 @@ def expected_cache_key(cfg, prof, dirs) -> str:
     from vgps.data.loader import _weights_for
     from vgps.data.rlds import describe
     resolved = [describe(d)["dir"] for d in dirs]
-    fake = SimpleNamespace(dataset_dirs=resolved, weights=_weights_for(resolved, None, prof.data))
+    from vgps.data.labels import label_config
+    fake = SimpleNamespace(dataset_dirs=resolved, weights=_weights_for(resolved, None, prof.data),
+                           labels=label_config(prof.data))
     return runs.cache_key(cfg, fake)
 
 
@@ -92,15 +90,18 @@ def critic_or_train(profile: str, name: str, *, prof=None, data_fn: Callable | N
     from vgps.agents import load_critic, runs
     from vgps.config import get_profile
     from vgps.paths import artifacts_dir
-    prof = prof or get_profile(profile)
-    cfg = critic_config(prof, name)
+    prof = runs.critic_variant(prof or get_profile(profile), name)
+    cfg = prof.critic
     run_dir = artifacts_dir(profile, "critics", name)
     dirs = dataset_dirs(profile)
     meta = run_dir / "meta.json"
     if (run_dir / "critic.msgpack").exists() and meta.exists():
         if json.loads(meta.read_text()).get("cache_key") == expected_cache_key(cfg, prof, dirs):
             return load_critic(run_dir), "reused"
-    data = data_fn() if data_fn is not None else load_full_data(prof, cfg, dirs)
+    from vgps.data.labels import label_config
+    data = data_fn() if data_fn is not None else None
+    if data is None or getattr(data, "labels", None) != label_config(prof.data):
+        data = load_full_data(prof, cfg, dirs)     # this variant labels its data differently
     critic, _, fresh, secs = runs.train_cached(cfg, data, run_dir, progress=False)
     return critic, (f"trained now ({secs:.0f} s)" if fresh else "reused")
 
@@ -145,6 +146,7 @@ def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, enco
     episode of each dataset, in file order). Action and state normalizers are refitted on the
     subset: the critic never sees the other episodes."""
     from vgps.data.language import get_encoder
+    from vgps.data.labels import label_config
     from vgps.data.loader import TrainingData, _weights_for
     from vgps.data.memory import MixtureSampler, TransitionStore
     from vgps.data.normalize import ActionNormalizer, StateNormalizer, pool
@@ -166,7 +168,7 @@ def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, enco
     return TrainingData(backend="memory", normalizer=norm, state_normalizer=snorm,
                         instructions=sorted({s for st in stores for s in st.instructions}),
                         weights=w, num_transitions=[len(s) for s in stores],
-                        dataset_dirs=resolved, _sampler=sampler)
+                        dataset_dirs=resolved, labels=label_config(prof.data), _sampler=sampler)
 
 
 def fraction_critic(profile: str, prof, fraction: float, *, seed: int = 0, encoder=None,
