@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -29,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from vgps.data.labels import label_config
 from vgps.eval.stats import success_table
 
 # our task id -> the paper's task name (Tables 7, 8, 10-12)
@@ -47,12 +47,6 @@ def _sha(obj) -> str:
 
 
 # ================================================================== critics (notebooks 02 / 03)
-def critic_config(prof, name: str):
-    """The CriticConfig notebook 02 / 03 trains under ``name`` (``vgps.agents.runs.CRITIC_VARIANTS``)."""
-    from vgps.agents.runs import critic_variant
-    return critic_variant(prof, name).critic
-
-
 def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
     """``[bridge_like, fractal_like]`` of ``profile`` (generated here if notebook 01 has not)."""
     from vgps.paths import artifacts_dir
@@ -70,7 +64,6 @@ def expected_cache_key(cfg, prof, dirs) -> str:
     from vgps.data.loader import _weights_for
     from vgps.data.rlds import describe
     resolved = [describe(d)["dir"] for d in dirs]
-    from vgps.data.labels import label_config
     fake = SimpleNamespace(dataset_dirs=resolved, weights=_weights_for(resolved, None, prof.data),
                            labels=label_config(prof.data))
     return runs.cache_key(cfg, fake)
@@ -98,7 +91,6 @@ def critic_or_train(profile: str, name: str, *, prof=None, data_fn: Callable | N
     if (run_dir / "critic.msgpack").exists() and meta.exists():
         if json.loads(meta.read_text()).get("cache_key") == expected_cache_key(cfg, prof, dirs):
             return load_critic(run_dir), "reused"
-    from vgps.data.labels import label_config
     data = data_fn() if data_fn is not None else None
     if data is None or getattr(data, "labels", None) != label_config(prof.data):
         data = load_full_data(prof, cfg, dirs)     # this variant labels its data differently
@@ -146,7 +138,6 @@ def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, enco
     episode of each dataset, in file order). Action and state normalizers are refitted on the
     subset: the critic never sees the other episodes."""
     from vgps.data.language import get_encoder
-    from vgps.data.labels import label_config
     from vgps.data.loader import TrainingData, _weights_for
     from vgps.data.memory import MixtureSampler, TransitionStore
     from vgps.data.normalize import ActionNormalizer, StateNormalizer, pool
