@@ -8,23 +8,29 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 PROFILE ?= default
 STAMP := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
+# every command that computes a result runs with the instruction-set pin (vgps/isa.py): the same
+# bytes on AVX2 and AVX-512 machines. VGPS_ISA=native turns it off.
+PIN := $(PY) -m vgps.pinned --
 export MUJOCO_GL ?= osmesa
 export PYOPENGL_PLATFORM ?= osmesa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test unit nbtest reproduce datasets bench clean help
+.PHONY: setup test unit nbtest reproduce verify datasets bench clean help
 
 help:
 	@echo "make reproduce [PROFILE=smoke|default|paper]  - regenerate figures/ and tables"
 	@echo "  REPRODUCE_ARGS='--force' reruns every stage; '--only 07' one stage; '--dry-run';"
 	@echo "  '--jobs 1' runs 05 and 06 one after the other instead of concurrently"
+	@echo "make verify [PROFILE=...]                     - re-run the cheap stages in a scratch dir and"
+	@echo "  compare every artefact's SHA-256 with the committed manifest (REPRODUCE_ARGS='--only 04')"
 	@echo "make test                                     - unit tests + notebooks under nbval"
 	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
 	@echo "make bench [BENCH=data|envs|critic|overhead]  - performance tables (all, or one)"
 	@echo "make setup | clean"
 
-setup: $(STAMP)
+setup: $(STAMP) $(KERNEL)
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON_SYS) >/dev/null || { echo "ERROR: $(PYTHON_SYS) not found; install Python 3.11"; exit 1; }
@@ -33,30 +39,36 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
 	$(UV) pip install -q --compile-bytecode -p $(PY) -r requirements.lock
 	$(UV) pip install -q -p $(PY) --no-deps -e .
-	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
+$(KERNEL): $(STAMP) vgps/isa.py vgps/pinned.py
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -m vgps.pinned --write-kernelspec $(KERNEL)
+
 unit: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile --ignore-glob='tests/test_envs_*' tests
+	$(PIN) $(PY) -m pytest -q -n 2 --dist loadfile --ignore-glob='tests/test_envs_*' tests
 	@# MuJoCo's OSMesa/EGL context and TensorFlow segfault in one process: env tests run apart
-	$(PY) -m pytest -q -p no:xdist -m "not isolated" tests/test_envs_*.py
-	$(PY) -m pytest -q -p no:xdist -m "isolated" tests/test_envs_dataset.py
+	$(PIN) $(PY) -m pytest -q -p no:xdist -m "not isolated" tests/test_envs_*.py
+	$(PIN) $(PY) -m pytest -q -p no:xdist -m "isolated" tests/test_envs_dataset.py
 
 nbtest: setup
-	VGPS_PROFILE=smoke $(PY) scripts/run_nbval.py $(NOTEBOOKS)
+	VGPS_PROFILE=smoke $(PIN) $(PY) scripts/run_nbval.py $(NOTEBOOKS)
 
 test: setup
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory nbtest
 
 datasets: setup
-	$(PY) -m vgps.envs.generate --profile $(PROFILE)
+	$(PIN) $(PY) -m vgps.envs.generate --profile $(PROFILE)
 
 reproduce: setup
-	$(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRODUCE_ARGS)
+	$(PIN) $(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRODUCE_ARGS)
+
+verify: setup
+	$(PIN) $(PY) scripts/reproduce.py --profile $(PROFILE) --verify $(REPRODUCE_ARGS)
 
 bench: setup
-	$(PY) -m bench $(BENCH)
+	$(PIN) $(PY) -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

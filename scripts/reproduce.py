@@ -30,8 +30,14 @@ chains on the pair. Files a concurrent stage wrote are attributed to it by their
 anything else written meanwhile is attributed to every stage of the group.
 
 Finally ``figures/P/MANIFEST.json`` and ``MANIFEST.md`` list every artefact under ``figures/P/``
-with SHA-256 and size, the pinned library versions and (outside the hashed digest) the wall time
-of each stage.
+with SHA-256 and size, the pinned library versions and instruction-set level and (outside the
+hashed digest) the CPU and the wall time of each stage.
+
+``--verify`` (``make verify``) re-runs stages into a scratch directory (``--scratch``, default a new
+temporary one) and compares every artefact they write with the SHA-256 the committed manifest
+holds, printing equal / DIFFERENT / missing per file (exit 1 on any difference); the committed
+figures, notebooks and caches are not touched. Under ``default`` it re-runs the stages whose inputs
+are cheap (datasets, 01–03, 07; ``--only`` chooses others), under ``smoke`` every stage.
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +66,8 @@ NOTEBOOK_NUMBERS = range(1, 8)
 CACHE_NAME = "reproduce_cache.json"
 FULL_RUN = "_full_run"              # cache entry: end-to-end time of the last run of every stage
 CONCURRENT = (("05", "06"),)        # stage-number prefixes that may run at the same time
+# what `--verify` re-runs by default (None: every stage); the rest are minutes to an hour each
+VERIFY_STAGES = {"smoke": None, "default": ("datasets", "01", "02", "03", "07"), "paper": ()}
 
 
 def _rel(p: Path) -> str:
@@ -276,6 +285,57 @@ def generator_exists() -> bool:
     return (envs / "generate.py").is_file() or (envs / "generate" / "__main__.py").is_file()
 
 
+# ----------------------------------------------------------------------------- verify
+def _committed_manifest(profile: str) -> dict:
+    path = figures_dir(profile) / manifest.MANIFEST_JSON
+    if not path.is_file():
+        raise SystemExit(f"error: no committed manifest {_rel(path)} to verify against; run "
+                         f"`make reproduce PROFILE={profile}` first")
+    return json.loads(path.read_text())
+
+
+def stage_of(rel: str) -> str | None:
+    """The stage prefix that writes a figures/ file: '00_' is the datasets stage, 'NN_' notebook NN."""
+    head = rel.split("/")[0].split("_")[0]
+    if not (len(head) == 2 and head.isdigit()):
+        return None
+    return "datasets" if head == "00" else head
+
+
+def report_verification(committed: dict, fig: Path, ran: list[str], scratch: Path) -> int:
+    """Table of every committed artefact: equal / DIFFERENT / missing for the stages re-run,
+    'not re-run' for the others; files the run wrote that the manifest lacks are 'new'."""
+    ran_prefixes = {"datasets" if n == "datasets" else n.split("_")[0] for n in ran}
+    want = {a["path"]: a["sha256"] for a in committed["artifacts"]}
+    got = {a["path"]: a["sha256"] for a in manifest.list_artifacts(fig)}
+    rows = []
+    for rel in sorted(set(want) | set(got)):
+        st = stage_of(rel)
+        if rel not in want:
+            verdict = "new (not in the committed manifest)"
+        elif st not in ran_prefixes:
+            verdict = "not re-run"
+        elif rel not in got:
+            verdict = "MISSING"
+        else:
+            verdict = "equal" if got[rel] == want[rel] else "DIFFERENT"
+        rows.append((rel, want.get(rel, "")[:12], got.get(rel, "")[:12], verdict))
+    host = manifest.host_info()
+    then = committed.get("host", {}).get("cpu") or committed.get("platform", {}).get("cpu", "?")
+    lines = [f"# Verification of `{committed['profile']}` against the committed manifest", "",
+             f"- this run: {host['cpu']} (SIMD: {', '.join(host['simd'])}), "
+             f"pin: {manifest.platform_info()['isa']}; stages re-run: {', '.join(ran) or 'none'}",
+             f"- committed: {then}, pin: {committed.get('platform', {}).get('isa', 'none recorded')}",
+             "", "| file | committed | regenerated | verdict |", "|---|---|---|---|"]
+    lines += [f"| `{r}` | `{w}` | `{g}` | {v} |" for r, w, g, v in rows]
+    counts = {v: sum(r[3] == v for r in rows) for v in dict.fromkeys(r[3] for r in rows)}
+    lines += ["", "; ".join(f"{n} {v}" for v, n in counts.items())]
+    text = "\n".join(lines) + "\n"
+    (scratch / "verify.md").write_text(text)
+    print("\n" + text + f"(also in {scratch / 'verify.md'})", flush=True)
+    return 1 if any(r[3] in ("DIFFERENT", "MISSING") for r in rows) else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Regenerate every table and figure of a profile.")
     ap.add_argument("--profile", default=os.environ.get("VGPS_PROFILE", "default"),
@@ -293,11 +353,27 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", metavar="STAGE",
                     help="run only these stages (e.g. datasets 07_real_robot_logs); the others "
                          "are neither run nor checked")
+    ap.add_argument("--verify", action="store_true",
+                    help="re-run stages in a scratch directory and compare their artefacts with "
+                         "the committed manifest (nothing committed is touched)")
+    ap.add_argument("--scratch", type=Path, help="scratch directory for --verify")
     a = ap.parse_args(argv)
     P = a.profile
     os.environ["VGPS_PROFILE"] = P
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    in_place = P == "default"
+    committed = None
+    if a.verify:
+        committed = _committed_manifest(P)
+        scratch = (a.scratch or Path(tempfile.mkdtemp(prefix=f"vgps-verify-{P}-"))).resolve()
+        os.environ["VGPS_ARTIFACTS"] = str(scratch / "artifacts")
+        os.environ["VGPS_FIGURES"] = str(scratch / "figures")
+        a.force = True
+        if a.only is None:
+            a.only = VERIFY_STAGES[P]
+            if a.only == ():
+                raise SystemExit(f"error: --verify has no cheap stages under {P!r}; name them with --only")
+        print(f"verify: profile={P}, scratch {scratch}", flush=True)
+    in_place = P == "default" and not a.verify
     nb_dir = a.notebooks.resolve()
 
     art = artifacts_dir(P)
@@ -326,6 +402,11 @@ def main(argv=None) -> int:
     for stem, nb in notebooks.items():
         names.append(stem)
         runners[stem] = ("notebook", str(nb), P, str(nb_out), in_place, a.log_output)
+    if a.only:
+        unknown = [o for o in a.only if not any(n == o or n.startswith(o) for n in names)]
+        if unknown:
+            raise SystemExit(f"error: unknown stage(s) {', '.join(map(repr, unknown))} for --only; "
+                             f"the stages are: {', '.join(names)} (a prefix such as 02 selects one)")
     groups = group_stages(names, a.jobs)
     keys, upstream = {}, ""
     for grp in groups:
@@ -391,6 +472,9 @@ def main(argv=None) -> int:
 
     if a.dry_run:
         return 0
+    if a.verify:
+        ran = [n for n, t in timing.items() if not t["cached"]]
+        return report_verification(committed, figures_dir(P), ran, scratch)
     # end-to-end time of the run that produced every stage now cached (kept while keys match)
     if all(not t["cached"] for t in timing.values()) and len(timing) == len(names):
         cache[FULL_RUN] = {"elapsed_s": round(time.perf_counter() - t_all, 1), "keys": keys}

@@ -9,7 +9,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from vgps import manifest
+from vgps import isa, manifest
 from vgps.paths import REPO
 from vgps.plotting import save_figure, save_table
 
@@ -58,7 +58,7 @@ def test_digest_changes_with_content_profile_versions(tmp_path):
     assert manifest.build_manifest(r, "default", versions=VERSIONS)["digest"] != d0
     assert manifest.build_manifest(r, "smoke", versions={**VERSIONS, "jax": "1"})["digest"] != d0
     here = manifest.platform_info()
-    other = {**here, "isa": [f for f in here["isa"] if f != "avx2"] + ["avx512f_other"]}
+    other = {**here, "isa": "below x86-64-v3 (lacks avx2): pin not honoured"}
     assert manifest.build_manifest(r, "smoke", versions=VERSIONS, platform_=other)["digest"] != d0
     (r / "a.csv").write_text("x\n2\n")
     assert manifest.build_manifest(r, "smoke", versions=VERSIONS)["digest"] != d0
@@ -144,11 +144,33 @@ def test_committed_notebooks_are_clean(nb):
     assert 'profile = os.environ.get("VGPS_PROFILE", "default")' in code[0].source
 
 
-def test_platform_info_reads_model_and_simd_flags():
-    cpuinfo = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\n"
-               "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw\n\nprocessor\t: 1\n"
-               "model name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: fpu\n")
-    p = manifest.platform_info(cpuinfo)
-    assert p["cpu"] == "Intel(R) Xeon(R) Platinum"
-    assert p["isa"] == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]   # first CPU, fixed order
-    assert manifest.platform_info("")["isa"] == []
+AVX2_EPYC = ("processor\t: 0\nmodel name\t: AMD EPYC 7B12\n"
+             "flags\t\t: fpu sse4_2 avx avx2 fma bmi1 bmi2 f16c abm movbe xsave\n")
+AVX512_XEON = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\n"
+               "flags\t\t: fpu sse4_2 avx avx2 fma bmi1 bmi2 f16c abm movbe xsave avx512f avx512bw\n\n"
+               "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: fpu\n")
+OLD_CPU = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) E5-2670\nflags\t\t: fpu sse4_2 avx\n"
+
+
+def test_digest_does_not_change_with_the_cpu_model(tmp_path, monkeypatch):
+    """Two machines of different micro-architecture that honour the pin hash the same platform;
+    one that cannot honour it (no AVX2, or not x86) gets a platform entry that says so."""
+    monkeypatch.setattr(isa.os, "environ", isa.pinned_environ())
+    r = _files(tmp_path / "r")
+    pf = {c: manifest.platform_info(c) for c in (AVX2_EPYC, AVX512_XEON, OLD_CPU)}
+    assert pf[AVX2_EPYC] == pf[AVX512_XEON] == {"machine": pf[AVX2_EPYC]["machine"], "isa": "x86-64-v3"}
+    assert "not honoured" in pf[OLD_CPU]["isa"] and "avx2" in pf[OLD_CPU]["isa"]
+    digests = {c: manifest.build_manifest(r, "smoke", versions=VERSIONS, platform_=p)["digest"]
+               for c, p in pf.items()}
+    assert digests[AVX2_EPYC] == digests[AVX512_XEON] != digests[OLD_CPU]
+    assert "pin does not apply" in isa.manifest_entry(AVX2_EPYC, machine="aarch64")["isa"]
+    # the pin switched off, or missing from the environment, is named, never hidden
+    assert "native" in isa.manifest_entry(AVX2_EPYC, env={"VGPS_ISA": "native"})["isa"]
+    assert "OPENBLAS_CORETYPE" in isa.manifest_entry(AVX2_EPYC, env={})["isa"]
+
+
+def test_host_info_reads_model_and_simd_flags():
+    h = manifest.host_info(AVX512_XEON)
+    assert h["cpu"] == "Intel(R) Xeon(R) Platinum 8481C"
+    assert h["simd"] == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]   # first CPU, fixed order
+    assert manifest.host_info("")["simd"] == []

@@ -7,17 +7,18 @@ wall time of each pipeline stage.
     {"profile": "smoke",
      "artifacts": [{"path": "fig.png", "sha256": "…", "size": 1234}, …],   # sorted by path
      "versions": {"python": "3.11.x", "jax": "…", …},
-     "platform": {"machine": "x86_64", "cpu": "AMD EPYC", "isa": ["avx", "avx2", "fma", …]},
+     "platform": {"machine": "x86_64", "isa": "x86-64-v3"},
      "digest": "<sha256 of the canonical JSON of profile + artifacts + versions + platform>",
+     "host": {"cpu": "AMD EPYC", "simd": ["avx2", "avx512f", …]},          # not hashed
      "timing": {"note": "…", "stages": {"01_x": {"wall_time_s": 12.3, "cached": false}, …}}}
 
 ``digest`` covers exactly the deterministic part, so two reproductions with the same code,
-profile, library versions and CPU type give the same digest (and the same per-artefact hashes)
-however long they took. The CPU is part of it because floating point is not portable across
-micro-architectures: MuJoCo and XLA pick SIMD code paths (AVX2 / AVX-512 / FMA) at run time, and
-one rounding difference can change a contact, an episode and everything trained on it (seen
-here: the same code generated 68,174 training transitions on an AVX-512 Intel machine and
-68,171 on an AVX2 AMD EPYC). ``MANIFEST.json`` / ``MANIFEST.md`` themselves and dot-files are not listed.
+profile and library versions give the same digest (and the same per-artefact hashes) however long
+they took and whatever CPU ran them. Floating point is portable across micro-architectures only
+because every process runs with the instruction-set pin of :mod:`vgps.isa` (x86-64-v3): the
+platform part hashes that level, or says that the pin was off or could not be honoured (no AVX2,
+not x86), never the CPU model, which is recorded beside the digest for the reader.
+``MANIFEST.json`` / ``MANIFEST.md`` themselves and dot-files are not listed.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ import json
 import platform
 from importlib import metadata
 from pathlib import Path
+
+from vgps import isa
 
 PINNED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-cpu",
           "tensorflow-datasets", "mujoco", "numpy")
@@ -79,22 +82,28 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", 
              "avx512_bf16", "amx_tile")
 
 
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def platform_info(cpuinfo: str | None = None) -> dict:
-    """Machine type, CPU model and the SIMD extensions that change floating-point code paths
-    (read from ``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
+    """The hashed platform: machine type and the instruction-set level in force (:mod:`vgps.isa`)."""
+    return isa.manifest_entry(_cpuinfo() if cpuinfo is None else cpuinfo)
+
+
+def host_info(cpuinfo: str | None = None) -> dict:
+    """The CPU that ran the reproduction (not hashed): model name and its SIMD extensions."""
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     fields = {}
     for line in cpuinfo.splitlines():
         k, _, v = line.partition(":")
         fields.setdefault(k.strip(), v.strip())
     flags = set(fields.get("flags", "").split())
-    return {"machine": platform.machine(),
-            "cpu": fields.get("model name") or platform.processor() or "unknown",
-            "isa": [f for f in ISA_FLAGS if f in flags]}
+    return {"cpu": fields.get("model name") or platform.processor() or "unknown",
+            "simd": [f for f in ISA_FLAGS if f in flags]}
 
 
 def canonical_json(obj) -> bytes:
@@ -112,6 +121,7 @@ def build_manifest(root: str | Path, profile: str, stages: dict | None = None,
               "platform": platform_ if platform_ is not None else platform_info()}
     m = dict(hashed)
     m["digest"] = sha256_bytes(canonical_json(hashed))
+    m["host"] = host_info()
     m["timing"] = {
         "note": "wall times vary between runs and are not part of digest; 'cached' stages were "
                 "skipped and show the time of the run that produced their outputs",
@@ -133,8 +143,12 @@ def render_markdown(m: dict) -> str:
     lines += [f"| {k} | {v} |" for k, v in m["versions"].items()]
     if "platform" in m:
         pf = m["platform"]
-        lines += ["", "## Platform (hashed: results depend on the CPU's floating-point code paths)", "",
-                  f"{pf['machine']}, {pf['cpu']}; SIMD: {', '.join(pf['isa']) or 'none listed'}"]
+        lines += ["", "## Platform (hashed: the instruction-set level every process was pinned to)", "",
+                  f"{pf['machine']}, {pf['isa']}"]
+    if "host" in m:
+        hs = m["host"]
+        lines += ["", "## Host (not hashed: any CPU that honours the pin gives the same bytes)", "",
+                  f"{hs['cpu']}; SIMD: {', '.join(hs['simd']) or 'none listed'}"]
     stages = m.get("timing", {}).get("stages", {})
     if stages:
         lines += ["", "## Wall time per stage (not hashed)", "", "| stage | seconds | cached |",

@@ -178,6 +178,42 @@ def _summarize(metas: list[dict]) -> dict:
             "by_failure_mode": {k: {"n": len(v), "success": float(np.mean(v))} for k, v in sorted(by.items())}}
 
 
+def content_digest(chunks: list[Path]) -> str:
+    """SHA-256 of the episodes in ``chunks`` (every array's name and bytes, in order): the same
+    episodes give the same digest whatever the zip container's metadata."""
+    h = hashlib.sha256()
+    for p in chunks:
+        with np.load(p, allow_pickle=False) as z:
+            for k in sorted(z.files):
+                h.update(k.encode())
+                h.update(np.ascontiguousarray(z[k]).tobytes())
+    return h.hexdigest()
+
+
+def summary_table(profile: str, out: str | Path | None = None):
+    """One row per dataset and split: episodes, transitions, success rate and the content digest
+    (the committed ``figures/<profile>/00_datasets`` table, which makes the data verifiable)."""
+    import pandas as pd
+
+    from vgps.config import get_profile
+    from vgps.paths import artifacts_dir
+    cfg = get_profile(profile).benchmark
+    cache = (Path(out) if out else artifacts_dir(profile, "datasets")) / "_cache" / fingerprint(cfg)
+    rows = []
+    for name, *_ in DATASETS:
+        for split in SPLITS:
+            chunks = sorted((cache / name / split).glob("chunk_*.npz"))
+            metas, steps = [], 0
+            for p in chunks:
+                with np.load(p, allow_pickle=False) as z:
+                    steps += int(z["lengths"].sum())
+                    metas += json.loads(str(z["meta"]))
+            rows.append({"dataset": name, "split": split, "episodes": len(metas), "transitions": steps,
+                         "success_rate": float(np.mean([m["success"] for m in metas])),
+                         "sha256": content_digest(chunks)})
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default=os.environ.get("VGPS_PROFILE", "default"))
@@ -188,6 +224,10 @@ def main(argv=None) -> None:
     paths = generate(a.profile, a.out, a.workers)
     for k, v in paths.items():
         print(f"{k}: {v}")
+    if a.out is None:                     # the profile's own datasets: their committed summary
+        from vgps.paths import figures_dir
+        from vgps.plotting import save_table
+        save_table(summary_table(a.profile), figures_dir(a.profile), "00_datasets")
     print(f"done in {time.perf_counter() - t0:.1f} s")
 
 

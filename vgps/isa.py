@@ -1,0 +1,161 @@
+"""The instruction-set pin: every process that computes a result runs x86-64-v3 (AVX2 + FMA) code.
+
+numpy, OpenBLAS, XLA (and the YNNPACK kernels it calls), oneDNN inside TensorFlow and XLA, and
+Mesa's llvmpipe rasteriser pick SIMD kernels by the CPU they find at run time, so the same code gave
+different floating point on AVX2 and AVX-512 hosts, and one rounding difference can flip a contact,
+an episode and everything trained on it. Each knob below was measured on an AVX-512 host against the
+same computation on an AVX2 host (``python -m vgps.pinned --probe``; the reference hashes are in
+``tests/data/isa_probe_x86-64-v3.json``):
+
+=============================  ==============================================  ===================
+variable                       what it pins                                    without it
+=============================  ==============================================  ===================
+``NPY_DISABLE_CPU_FEATURES``   numpy's dispatched loops (float64 exp/log/sin…)  float64 ufuncs differ
+``OPENBLAS_CORETYPE``          OpenBLAS kernels (numpy ``@``, the MUSE port)    float32 matmul differs
+``ONEDNN_MAX_CPU_ISA``         oneDNN's JIT GEMM/conv (TF matmul, XLA conv)     convolutions differ
+``TF_ENABLE_ONEDNN_OPTS``      TensorFlow's oneDNN graph rewrites (off)         TF ops differ
+``XLA_FLAGS``                  XLA codegen ISA; YNNPACK fusions off             critic updates differ
+``LP_NATIVE_VECTOR_WIDTH``     llvmpipe (OSMesa) vector width                   (defensive)
+=============================  ==============================================  ===================
+
+The pins must be in the environment before numpy is imported, so they are applied where processes
+start: ``make`` runs every command through ``python -m vgps.pinned -- CMD`` (which sets them and execs
+CMD), the Jupyter kernel spec carries them (``--write-kernelspec``), spawned workers inherit them,
+and ``import vgps`` applies them itself when numpy, jax and TensorFlow are not loaded yet — or warns,
+naming what is unpinned, when they are. ``VGPS_ISA=native`` turns the pin off (the manifest then
+says so). This module imports nothing outside the standard library.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import warnings
+from pathlib import Path
+
+LEVEL = "x86-64-v3"
+OFF = "native"                       # VGPS_ISA=native: no pin
+# Plain variables: the pinned value. numpy 2.4 ignores the older names (AVX512F, AVX512_SKX…).
+ENV = {
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "LP_NATIVE_VECTOR_WIDTH": "256",
+}
+# XLA flags: merged into $XLA_FLAGS (the user's other flags are kept; ours win on the same name).
+XLA = ("--xla_cpu_max_isa=AVX2", "--xla_cpu_experimental_ynn_fusion_type=")
+# x86-64-v3 as defined by the psABI, in /proc/cpuinfo's names (lzcnt is 'abm')
+_V3_FLAGS = ("avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave")
+_HEAVY = ("numpy", "jax", "jaxlib", "tensorflow", "mujoco")
+
+
+class UnpinnedWarning(RuntimeWarning):
+    """A result-computing library was loaded without the instruction-set pin."""
+
+
+def enabled(env=None) -> bool:
+    return (os.environ if env is None else env).get("VGPS_ISA", LEVEL) != OFF
+
+
+def _merge_xla(flags: str) -> str:
+    ours = {f.split("=", 1)[0] for f in XLA}
+    kept = [f for f in flags.split() if f.split("=", 1)[0] not in ours]
+    return " ".join(kept + list(XLA))
+
+
+def pinned_environ(env=None) -> dict:
+    """A copy of ``env`` (default ``os.environ``) with the pins applied (unchanged if disabled)."""
+    out = dict(os.environ if env is None else env)
+    if enabled(out):
+        out.update(ENV)
+        out["XLA_FLAGS"] = _merge_xla(out.get("XLA_FLAGS", ""))
+    return out
+
+
+def unpinned(env=None) -> list[str]:
+    """Names of the variables of ``env`` that do not hold their pinned value."""
+    env = os.environ if env is None else env
+    bad = [k for k, v in ENV.items() if env.get(k) != v]
+    have = env.get("XLA_FLAGS", "").split()
+    return bad + (["XLA_FLAGS"] if any(f not in have for f in XLA) else [])
+
+
+def numpy_dispatch() -> dict | None:
+    """numpy's enabled dispatch targets (None if numpy is not imported): X86_V4 and the AVX-512
+    groups must read False under the pin, whatever the host has."""
+    if "numpy" not in sys.modules:
+        return None
+    from numpy._core._multiarray_umath import __cpu_features__ as f
+    return {k: bool(f.get(k)) for k in ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")}
+
+
+def status() -> dict:
+    """This process: the variables not pinned, $XLA_FLAGS and numpy's dispatch (importing numpy,
+    after the pin, if nothing has yet): for tests and ``python -m vgps.pinned``."""
+    import numpy  # noqa: F401
+    return {"unpinned": unpinned(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+            "numpy": numpy_dispatch()}
+
+
+def apply() -> list[str]:
+    """Pin this process (call before numpy is imported). Returns the names it had to set; warns
+    with :class:`UnpinnedWarning` naming them when a library that reads them is already loaded."""
+    if not enabled():
+        return []
+    missing = unpinned()
+    if not missing:
+        return []
+    loaded = [m for m in _HEAVY if m in sys.modules]
+    os.environ.update({k: v for k, v in pinned_environ().items() if k in missing})
+    if loaded:
+        warnings.warn(
+            f"{' and '.join(loaded)} was imported before vgps with {', '.join(missing)} not pinned: "
+            f"its SIMD kernels follow this CPU, so results may differ from the committed ones. "
+            f"Start Python through `python -m vgps.pinned -- CMD` (make does), or import vgps first. "
+            f"VGPS_ISA=native silences this.", UnpinnedWarning, stacklevel=3)
+    return missing
+
+
+def host_level(cpuinfo: str | None = None, machine: str | None = None) -> str:
+    """The highest of x86-64-v3 / below-v3 this host runs: 'x86-64-v3' or an explanation."""
+    machine = machine or platform.machine()
+    if machine not in ("x86_64", "AMD64"):
+        return f"{machine}: the {LEVEL} pin does not apply"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            break
+    lacking = [f for f in _V3_FLAGS if f not in flags]
+    return LEVEL if not lacking else f"below {LEVEL} (lacks {', '.join(lacking)}): pin not honoured"
+
+
+def manifest_entry(cpuinfo: str | None = None, machine: str | None = None, env=None) -> dict:
+    """What the manifest hashes: the pinned level (or why it is not in force), never the CPU."""
+    machine = machine or platform.machine()
+    if not enabled(env):
+        return {"machine": machine, "isa": f"{OFF} (VGPS_ISA={OFF}: results follow this CPU)"}
+    bad = unpinned(env)
+    if bad:
+        return {"machine": machine, "isa": f"{LEVEL} requested but unpinned: {', '.join(bad)}"}
+    return {"machine": machine, "isa": host_level(cpuinfo, machine)}
+
+
+def write_kernelspec(path) -> None:
+    """Add the pins to a Jupyter ``kernel.json`` (its ``env``), so JupyterLab kernels are pinned."""
+    import json
+    path = Path(path)
+    spec = json.loads(path.read_text())
+    env = dict(spec.get("env", {}))
+    env.update(ENV)
+    env["XLA_FLAGS"] = _merge_xla(env.get("XLA_FLAGS", ""))
+    spec["env"] = env
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
