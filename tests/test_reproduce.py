@@ -139,3 +139,46 @@ def test_reproduce_runs_05_and_06_concurrently(tmp_path):
     shutil.rmtree(tmp_path / "art" / "smoke" / "meet")
     r3 = _run(tmp_path, "--jobs", "1", "--force")
     assert r3.returncode == 1 and "05_a.ipynb failed" in r3.stderr and "not concurrent" in r3.stderr
+
+
+@pytest.mark.slow
+def test_verify_compares_with_the_committed_manifest_and_touches_nothing(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (tmp_path / "code").mkdir()
+    for n in ("01_a", "02_b"):
+        _nb(nbs / f"{n}.ipynb",
+            "import pandas as pd\nfrom vgps.paths import figures_dir\nfrom vgps.plotting import save_table\n"
+            f"save_table(pd.DataFrame({{'x': [0.5]}}), figures_dir(profile), '{n}_t')")
+    assert _run(tmp_path).returncode == 0
+    fig = tmp_path / "fig" / "smoke"
+    committed = {p.name: p.read_bytes() for p in fig.iterdir()}
+
+    r = _run(tmp_path, "--verify", "--scratch", str(tmp_path / "s1"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "| `01_a_t.csv` |" in r.stdout and r.stdout.count("| equal |") == 4
+    assert (tmp_path / "s1" / "verify.md").is_file()
+    assert {p.name: p.read_bytes() for p in fig.iterdir()} == committed   # nothing committed touched
+
+    # a committed artefact that the code no longer produces byte for byte: DIFFERENT, exit 1;
+    # a stage not selected is reported as not re-run
+    (fig / "02_b_t.md").write_text("edited\n")
+    man = json.loads((fig / "MANIFEST.json").read_text())
+    for a in man["artifacts"]:
+        if a["path"] == "02_b_t.md":
+            a["sha256"] = "0" * 64
+    (fig / "MANIFEST.json").write_text(json.dumps(man))
+    r = _run(tmp_path, "--verify", "--scratch", str(tmp_path / "s2"))
+    assert r.returncode == 1 and "| `02_b_t.md` |" in r.stdout and "DIFFERENT" in r.stdout
+    r = _run(tmp_path, "--verify", "--scratch", str(tmp_path / "s3"), "--only", "01")
+    assert r.returncode == 0 and "not re-run" in r.stdout
+
+
+def test_unknown_stage_is_an_error_that_lists_the_stages(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (tmp_path / "code").mkdir()
+    _nb(nbs / "01_a.ipynb", "print(1)")
+    r = _run(tmp_path, "--only", "99_nothing")
+    assert r.returncode != 0 and "unknown stage(s) '99_nothing'" in r.stderr and "01_a" in r.stderr
+    assert not (tmp_path / "fig" / "smoke" / "MANIFEST.json").exists()
