@@ -302,9 +302,11 @@ def stage_of(rel: str) -> str | None:
     return "datasets" if head == "00" else head
 
 
-def report_verification(committed: dict, fig: Path, ran: list[str], scratch: Path) -> int:
-    """Table of every committed artefact: equal / DIFFERENT / missing for the stages re-run,
-    'not re-run' for the others; files the run wrote that the manifest lacks are 'new'."""
+def report_verification(committed: dict, fig: Path, ran: list[str], written: set[str],
+                        scratch: Path) -> int:
+    """Table of every committed artefact: equal / DIFFERENT for the files the re-run stages wrote,
+    MISSING for files with a re-run stage's prefix that it did not write, 'not re-run' for the
+    others; files the run wrote that the manifest lacks are 'new'."""
     ran_prefixes = {"datasets" if n == "datasets" else n.split("_")[0] for n in ran}
     want = {a["path"]: a["sha256"] for a in committed["artifacts"]}
     got = {a["path"]: a["sha256"] for a in manifest.list_artifacts(fig)}
@@ -313,7 +315,7 @@ def report_verification(committed: dict, fig: Path, ran: list[str], scratch: Pat
         st = stage_of(rel)
         if rel not in want:
             verdict = "new (not in the committed manifest)"
-        elif st not in ran_prefixes:
+        elif rel not in written and st not in ran_prefixes:
             verdict = "not re-run"
         elif rel not in got:
             verdict = "MISSING"
@@ -322,10 +324,15 @@ def report_verification(committed: dict, fig: Path, ran: list[str], scratch: Pat
         rows.append((rel, want.get(rel, "")[:12], got.get(rel, "")[:12], verdict))
     host = manifest.host_info()
     then = committed.get("host", {}).get("cpu") or committed.get("platform", {}).get("cpu", "?")
+    pin_then = committed.get("platform", {}).get("isa")
+    if not isinstance(pin_then, str):         # manifests before the pin listed the CPU's SIMD flags
+        pin_then = f"none (predates the pin; SIMD {', '.join(pin_then or [])})"
     lines = [f"# Verification of `{committed['profile']}` against the committed manifest", "",
              f"- this run: {host['cpu']} (SIMD: {', '.join(host['simd'])}), "
-             f"pin: {manifest.platform_info()['isa']}; stages re-run: {', '.join(ran) or 'none'}",
-             f"- committed: {then}, pin: {committed.get('platform', {}).get('isa', 'none recorded')}",
+             f"pin: {manifest.platform_info()['isa']}, caches {manifest.platform_info()['caches']}; "
+             f"stages re-run: {', '.join(ran) or 'none'}",
+             f"- committed: {then}, pin: {pin_then}"
+             + (f", caches {committed['platform']['caches']}" if "caches" in committed.get("platform", {}) else ""),
              "", "| file | committed | regenerated | verdict |", "|---|---|---|---|"]
     lines += [f"| `{r}` | `{w}` | `{g}` | {v} |" for r, w, g, v in rows]
     counts = {v: sum(r[3] == v for r in rows) for v in dict.fromkeys(r[3] for r in rows)}
@@ -378,7 +385,7 @@ def main(argv=None) -> int:
 
     art = artifacts_dir(P)
     cache_path = art / CACHE_NAME
-    cache = {} if a.force else load_cache(cache_path)
+    cache = load_cache(cache_path)           # --force reruns stages; other stages keep their entry
     nb_out = art / "notebooks"
     outputs = Outputs(P)
 
@@ -435,12 +442,13 @@ def main(argv=None) -> int:
                 continue
             rec = cache.get(name)
             exec_copy_ok = (name == "datasets" or in_place or (nb_out / f"{name}.ipynb").exists())
-            if rec and rec.get("key") == key and exec_copy_ok and outputs.still_there(rec):
+            if (not a.force and rec and rec.get("key") == key and exec_copy_ok
+                    and outputs.still_there(rec)):
                 print(f"{tag(name)}: unchanged, skipped "
                       f"(last run {rec.get('wall_time_s', 0):.1f}s)", flush=True)
                 timing[name] = {"wall_time_s": rec.get("wall_time_s"), "cached": True}
                 continue
-            why = ("never run" if not rec else "inputs changed" if rec.get("key") != key
+            why = ("never run" if not rec else "--force" if a.force else "inputs changed" if rec.get("key") != key
                    else "executed copy missing" if not exec_copy_ok else "outputs missing or changed")
             print(f"{tag(name)}: {'would run' if a.dry_run else 'running'} ({why})"
                   + ("" if a.dry_run else " ..."), flush=True)
@@ -474,7 +482,8 @@ def main(argv=None) -> int:
         return 0
     if a.verify:
         ran = [n for n, t in timing.items() if not t["cached"]]
-        return report_verification(committed, figures_dir(P), ran, scratch)
+        written = {r for n in ran for r in cache.get(n, {}).get("figures", {})}
+        return report_verification(committed, figures_dir(P), ran, written, scratch)
     # end-to-end time of the run that produced every stage now cached (kept while keys match)
     if all(not t["cached"] for t in timing.values()) and len(timing) == len(names):
         cache[FULL_RUN] = {"elapsed_s": round(time.perf_counter() - t_all, 1), "keys": keys}

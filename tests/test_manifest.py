@@ -158,11 +158,16 @@ def test_digest_does_not_change_with_the_cpu_model(tmp_path, monkeypatch):
     monkeypatch.setattr(isa.os, "environ", isa.pinned_environ())
     r = _files(tmp_path / "r")
     pf = {c: manifest.platform_info(c) for c in (AVX2_EPYC, AVX512_XEON, OLD_CPU)}
-    assert pf[AVX2_EPYC] == pf[AVX512_XEON] == {"machine": pf[AVX2_EPYC]["machine"], "isa": "x86-64-v3"}
+    assert pf[AVX2_EPYC] == pf[AVX512_XEON]
+    assert pf[AVX2_EPYC]["isa"] == "x86-64-v3" and pf[AVX2_EPYC]["caches"].startswith("L1d")
     assert "not honoured" in pf[OLD_CPU]["isa"] and "avx2" in pf[OLD_CPU]["isa"]
     digests = {c: manifest.build_manifest(r, "smoke", versions=VERSIONS, platform_=p)["digest"]
                for c, p in pf.items()}
     assert digests[AVX2_EPYC] == digests[AVX512_XEON] != digests[OLD_CPU]
+    # XLA's GEMM kernels block by cache size (no variable pins that): the geometry is hashed
+    other_caches = {**pf[AVX2_EPYC], "caches": "L1d 1K, L2 2K"}
+    assert manifest.build_manifest(r, "smoke", versions=VERSIONS,
+                                   platform_=other_caches)["digest"] != digests[AVX2_EPYC]
     assert "pin does not apply" in isa.manifest_entry(AVX2_EPYC, machine="aarch64")["isa"]
     # the pin switched off, or missing from the environment, is named, never hidden
     assert "native" in isa.manifest_entry(AVX2_EPYC, env={"VGPS_ISA": "native"})["isa"]

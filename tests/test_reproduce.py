@@ -182,3 +182,17 @@ def test_unknown_stage_is_an_error_that_lists_the_stages(tmp_path):
     r = _run(tmp_path, "--only", "99_nothing")
     assert r.returncode != 0 and "unknown stage(s) '99_nothing'" in r.stderr and "01_a" in r.stderr
     assert not (tmp_path / "fig" / "smoke" / "MANIFEST.json").exists()
+
+
+@pytest.mark.slow
+def test_force_only_keeps_the_other_stages_cached(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (tmp_path / "code").mkdir()
+    for n in ("01_a", "02_b"):
+        _nb(nbs / f"{n}.ipynb", "print(1)")
+    assert _run(tmp_path).returncode == 0
+    r = _run(tmp_path, "--force", "--only", "02")
+    assert r.returncode == 0 and "02_b: running (--force)" in r.stdout
+    r = _run(tmp_path)
+    assert "01_a: unchanged, skipped" in r.stdout and "02_b: unchanged, skipped" in r.stdout

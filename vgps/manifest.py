@@ -7,7 +7,7 @@ wall time of each pipeline stage.
     {"profile": "smoke",
      "artifacts": [{"path": "fig.png", "sha256": "…", "size": 1234}, …],   # sorted by path
      "versions": {"python": "3.11.x", "jax": "…", …},
-     "platform": {"machine": "x86_64", "isa": "x86-64-v3"},
+     "platform": {"machine": "x86_64", "isa": "x86-64-v3", "caches": "L1d 48K, L2 1024K"},
      "digest": "<sha256 of the canonical JSON of profile + artifacts + versions + platform>",
      "host": {"cpu": "AMD EPYC", "simd": ["avx2", "avx512f", …]},          # not hashed
      "timing": {"note": "…", "stages": {"01_x": {"wall_time_s": 12.3, "cached": false}, …}}}
@@ -17,7 +17,8 @@ profile and library versions give the same digest (and the same per-artefact has
 they took and whatever CPU ran them. Floating point is portable across micro-architectures only
 because every process runs with the instruction-set pin of :mod:`vgps.isa` (x86-64-v3): the
 platform part hashes that level, or says that the pin was off or could not be honoured (no AVX2,
-not x86), never the CPU model, which is recorded beside the digest for the reader.
+not x86), and the L1d/L2 sizes, which XLA's GEMM and convolution kernels block by (no variable pins
+that: see :mod:`vgps.isa`); never the CPU model, which is recorded beside the digest for the reader.
 ``MANIFEST.json`` / ``MANIFEST.md`` themselves and dot-files are not listed.
 """
 from __future__ import annotations
@@ -144,7 +145,7 @@ def render_markdown(m: dict) -> str:
     if "platform" in m:
         pf = m["platform"]
         lines += ["", "## Platform (hashed: the instruction-set level every process was pinned to)", "",
-                  f"{pf['machine']}, {pf['isa']}"]
+                  f"{pf['machine']}, {pf['isa']}" + (f"; caches {pf['caches']}" if "caches" in pf else "")]
     if "host" in m:
         hs = m["host"]
         lines += ["", "## Host (not hashed: any CPU that honours the pin gives the same bytes)", "",
