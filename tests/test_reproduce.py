@@ -24,6 +24,14 @@ def _nb(path, body):
     nbformat.write(nb, path)
 
 
+def _stages(tmp_path, bodies: dict) -> None:
+    """Throw-away numbered notebooks ``{stem: cell source}`` under ``tmp_path/nbs``."""
+    (tmp_path / "nbs").mkdir()
+    (tmp_path / "code").mkdir()
+    for stem, body in bodies.items():
+        _nb(tmp_path / "nbs" / f"{stem}.ipynb", body)
+
+
 def _run(tmp_path, *extra):
     env = {**os.environ, "VGPS_ARTIFACTS": str(tmp_path / "art"),
            "VGPS_FIGURES": str(tmp_path / "fig"), "PYTHONHASHSEED": "0"}
@@ -143,13 +151,10 @@ def test_reproduce_runs_05_and_06_concurrently(tmp_path):
 
 @pytest.mark.slow
 def test_verify_compares_with_the_committed_manifest_and_touches_nothing(tmp_path):
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
-    (tmp_path / "code").mkdir()
-    for n in ("01_a", "02_b"):
-        _nb(nbs / f"{n}.ipynb",
-            "import pandas as pd\nfrom vgps.paths import figures_dir\nfrom vgps.plotting import save_table\n"
-            f"save_table(pd.DataFrame({{'x': [0.5]}}), figures_dir(profile), '{n}_t')")
+    _stages(tmp_path, {n: "import pandas as pd\nfrom vgps.paths import figures_dir\n"
+                          "from vgps.plotting import save_table\n"
+                          f"save_table(pd.DataFrame({{'x': [0.5]}}), figures_dir(profile), '{n}_t')"
+                       for n in ("01_a", "02_b")})
     assert _run(tmp_path).returncode == 0
     fig = tmp_path / "fig" / "smoke"
     committed = {p.name: p.read_bytes() for p in fig.iterdir()}
@@ -175,10 +180,7 @@ def test_verify_compares_with_the_committed_manifest_and_touches_nothing(tmp_pat
 
 
 def test_unknown_stage_is_an_error_that_lists_the_stages(tmp_path):
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
-    (tmp_path / "code").mkdir()
-    _nb(nbs / "01_a.ipynb", "print(1)")
+    _stages(tmp_path, {"01_a": "print(1)"})
     r = _run(tmp_path, "--only", "99_nothing")
     assert r.returncode != 0 and "unknown stage(s) '99_nothing'" in r.stderr and "01_a" in r.stderr
     assert not (tmp_path / "fig" / "smoke" / "MANIFEST.json").exists()
@@ -186,11 +188,7 @@ def test_unknown_stage_is_an_error_that_lists_the_stages(tmp_path):
 
 @pytest.mark.slow
 def test_force_only_keeps_the_other_stages_cached(tmp_path):
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
-    (tmp_path / "code").mkdir()
-    for n in ("01_a", "02_b"):
-        _nb(nbs / f"{n}.ipynb", "print(1)")
+    _stages(tmp_path, {"01_a": "print(1)", "02_b": "print(2)"})
     assert _run(tmp_path).returncode == 0
     r = _run(tmp_path, "--force", "--only", "02")
     assert r.returncode == 0 and "02_b: running (--force)" in r.stdout
