@@ -20,6 +20,13 @@ pair_id      no        id of a matched initial configuration run once per arm (p
 notes        no        free text
 ===========  ========  ===================================================================
 
+On disk, a JSONL log is one JSON object per ``\n``-terminated line: U+2028, U+2029 and U+0085,
+which some readers take for line breaks, are written as JSON escapes, and reading splits on ``\n``
+only. In a CSV log, a text field starting with ``= + - @``, tab or carriage return (a spreadsheet
+formula; OWASP "CSV injection") is written with a leading ``'``, which reading removes again; a
+text field already starting with ``'`` before such a character gets one more ``'``, so every value
+round-trips exactly. Numbers and JSONL logs are stored as they are.
+
 An *arm* is one (policy, critic, K, beta) setting; Table 1 compares the unsteered arm
 (``critic = none``) with the steered arm per task.
 
@@ -52,6 +59,7 @@ import datetime as _dt
 import io
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -198,6 +206,30 @@ def _to_disk(row: dict) -> dict:
     return d
 
 
+_TEXT_FIELDS = ("date", "scene", "task", "instruction", "policy", "critic", "pair_id", "notes")
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")        # what a spreadsheet runs, behind any ' already there
+_ESCAPED = re.compile(r"'+[=+\-@\t\r]")
+_JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def _csv_cell(value: str) -> str:
+    """A text value as written to a CSV log: a leading ``'`` if a spreadsheet would run it."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def _csv_uncell(cell: str) -> str:
+    """Inverse of :func:`_csv_cell`."""
+    return cell[1:] if _ESCAPED.match(cell) else cell
+
+
+def _json_line(d: dict) -> str:
+    """One JSON object with no character any line splitter could break the line at."""
+    text = json.dumps(d, ensure_ascii=False)
+    for ch, esc in _JSON_LINE_BREAKS.items():
+        text = text.replace(ch, esc)
+    return text + "\n"
+
+
 def _fmt(path: Path) -> str:
     suf = path.suffix.lower()
     if suf == ".csv":
@@ -214,10 +246,11 @@ def _serialise(rows: list[dict], fmt: str, header: bool) -> str:
         if header:
             w.writeheader()
         for r in rows:
-            w.writerow(_to_disk(r))
+            d = _to_disk(r)
+            w.writerow({f: _csv_cell(v) if f in _TEXT_FIELDS else v for f, v in d.items()})
     else:
         for r in rows:
-            buf.write(json.dumps(_to_disk(r), ensure_ascii=False) + "\n")
+            buf.write(_json_line(_to_disk(r)))
     return buf.getvalue()
 
 
@@ -234,9 +267,10 @@ def _raw_rows(path: Path) -> list[dict]:
                                  + (f"; missing {missing}" if missing else "")
                                  + (f"; unknown {extra}" if extra else "")
                                  + (f"; expected order {list(FIELDS)}" if not (missing or extra) else "")])
-        return [dict(r) for r in reader]
+        return [{f: _csv_uncell(v) if f in _TEXT_FIELDS and isinstance(v, str) else v
+                 for f, v in r.items()} for r in reader]
     rows = []
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(text.split("\n"), 1):   # not splitlines(): it also splits at U+2028
         if not line.strip():
             continue
         try:

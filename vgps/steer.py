@@ -12,14 +12,15 @@ proposals scored by the critic; App. J).
 """
 from __future__ import annotations
 
+import numbers
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vgps.policies.base import (ACTION_DIM, RandomPolicy, batch_size_of, check_sampling_args,
-                                validate_actions)
+from vgps.policies.base import (ACTION_DIM, PolicyOutputError, RandomPolicy, batch_size_of,
+                                check_sampling_args, validate_actions)
 
 MODES = ("vgps", "policy", "random_select", "random_policy")
 
@@ -31,6 +32,29 @@ def select_index(q: jax.Array, beta: jax.Array, rng: jax.Array) -> jax.Array:
     safe_beta = jnp.where(beta > 0, beta, 1.0)
     drawn = jax.random.categorical(rng, q / safe_beta, axis=-1)
     return jnp.where(beta > 0, drawn, greedy)
+
+
+def _check_beta(beta) -> float:
+    """``beta`` as a float: any real scalar (python, numpy, 0-d array) that is finite and >= 0."""
+    try:
+        a = np.asarray(beta)
+    except ValueError:                       # ragged sequences
+        a = None
+    real = (a is not None and a.ndim == 0       # bools have dtype kind "b" and are refused
+            and (a.dtype.kind in "iuf" or (a.dtype == object and isinstance(beta, numbers.Real))))
+    if not real:
+        raise ValueError(f"temperature beta must be one real number (a python or numpy scalar or a "
+                         f"0-d array), got {beta!r} of type {type(beta).__name__}")
+    b = float(a)
+    if not np.isfinite(b) or b < 0:
+        raise ValueError(f"temperature beta must be a finite number >= 0 (0 = greedy), got {beta!r}")
+    return b
+
+
+def _check_instructions(instructions) -> None:
+    if isinstance(instructions, str):        # a str would be iterated as one instruction per char
+        raise TypeError(f"instructions must be a list of strings, one per environment, got the str "
+                        f"{instructions!r}; for one environment pass [{instructions!r}]")
 
 
 @jax.jit
@@ -59,9 +83,10 @@ class ValueGuidedPolicy:
                  random_low=None, random_high=None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if isinstance(K, bool):              # an int subclass: K=True would silently mean K=1
+            raise ValueError(f"number of samples K must be an integer >= 1, got {K!r}")
         check_sampling_args(K)
-        if not np.isscalar(beta) or not np.isfinite(beta) or beta < 0:
-            raise ValueError(f"temperature beta must be a finite number >= 0 (0 = greedy), got {beta!r}")
+        beta = _check_beta(beta)
         if mode in ("vgps", "random_policy") and critic is None:
             raise ValueError(f"mode {mode!r} needs a critic")
         if exec_horizon < 1:
@@ -89,6 +114,7 @@ class ValueGuidedPolicy:
     # -- language -------------------------------------------------------------------------------
     def embed(self, instructions: list[str]) -> np.ndarray:
         """``[B, D]`` instruction embeddings, each unique string encoded once per policy lifetime."""
+        _check_instructions(instructions)
         missing = sorted({s for s in instructions if s not in self._lang_cache})
         if missing:
             if self.language_encoder is None:
@@ -134,9 +160,16 @@ class ValueGuidedPolicy:
         name = getattr(self.policy, "name", type(self.policy).__name__)
         if self.exec_horizon > 1 and hasattr(self.policy, "sample_chunks"):
             chunks = np.asarray(self.policy.sample_chunks(observations, instructions, k, rng), np.float32)
-            if chunks.ndim != 4:
-                raise ValueError(f"{name}.sample_chunks must return [B, K, H, 7], got {chunks.shape}")
-            validate_actions(chunks[:, :, 0], b, k, name)
+            if (chunks.ndim != 4 or chunks.shape[:2] != (b, k) or chunks.shape[2] < 1
+                    or chunks.shape[3] != ACTION_DIM):
+                raise PolicyOutputError(f"{name}.sample_chunks returned shape {chunks.shape}, expected "
+                                        f"[B, K, H, 7] with B={b}, K={k}, H >= 1")
+            bad = ~np.isfinite(chunks)               # every step is executed, so check every step
+            if bad.any():
+                i, j, h, d = np.argwhere(bad)[0]
+                raise PolicyOutputError(f"{name}.sample_chunks returned {int(bad.sum())} non-finite "
+                                        f"values (NaN/Inf), first at batch {i}, sample {j}, step {h}, "
+                                        f"dim {d}")
             return chunks
         acts = self.policy.sample_actions(observations, instructions, k, rng)
         return validate_actions(acts, b, k, name)[:, :, None]            # [B, K, 1, 7]
@@ -147,6 +180,7 @@ class ValueGuidedPolicy:
         ``info``: ``candidates [B,K,7]``, ``q [B,K]`` (NaN when not scored), ``index [B]``,
         ``replanned`` (False while a chosen chunk is being executed open loop).
         """
+        _check_instructions(instructions)
         if self._chunk is not None and self._chunk_step < min(self.exec_horizon, self._chunk.shape[1]):
             a = self._chunk[:, self._chunk_step]
             self._chunk_step += 1
