@@ -18,9 +18,16 @@ import re
 from pathlib import Path
 
 import numpy as np
-from flax import serialization
+from flax import serialization, traverse_util
+
+from vgps.data.normalize import ActionNormalizer, Normalizer, StateNormalizer
 
 CKPT_RE = re.compile(r"step_(\d{8})\.msgpack$")
+# normalizers are stored as plain arrays {kind, mean, std, mask} and rebuilt by their kind
+NORMALIZER_KINDS = {c.kind: c for c in (Normalizer, ActionNormalizer, StateNormalizer)}
+# older meta.json files name the class instead; only these names are accepted (never imported)
+LEGACY_NORMALIZER_CLASSES = {f"vgps.data.normalize.{c.__name__}": c
+                             for c in (Normalizer, ActionNormalizer, StateNormalizer)}
 
 
 class CheckpointError(ValueError):
@@ -48,6 +55,8 @@ def to_jsonable(obj):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Normalizer):
+        return to_jsonable(obj.to_dict())
     if hasattr(obj, "to_dict"):
         return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
                 **to_jsonable(obj.to_dict())}
@@ -57,12 +66,25 @@ def to_jsonable(obj):
     raise TypeError(f"cannot serialise {type(obj).__name__} into a checkpoint")
 
 
-def from_jsonable_normalizer(d):
-    """Rebuild a normalizer saved by :func:`to_jsonable` (``from_dict`` classmethod or kwargs)."""
+def from_jsonable_normalizer(d, where: str = "meta.json"):
+    """Rebuild a normalizer saved by :func:`to_jsonable`: ``{kind, mean, std, mask}`` (or, in
+    older files, the same with a ``"__class__"`` naming a class of :mod:`vgps.data.normalize`).
+    ``where`` names the file in errors."""
     if d is None:
         return None
     d = dict(d)
     cls_path = d.pop("__class__", None)
+    cls = (LEGACY_NORMALIZER_CLASSES.get(cls_path) if cls_path is not None
+           else NORMALIZER_KINDS.get(d.get("kind")) if "kind" in d else None)
+    if cls is not None:
+        try:
+            return cls.from_dict(d)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{where}: malformed {cls.__name__} "
+                                  f"({type(e).__name__}: {e})") from e
+    if "kind" in d and cls_path is None:
+        raise CheckpointError(f"{where}: unknown normalizer kind {d['kind']!r}; expected one of "
+                              f"{sorted(NORMALIZER_KINDS)}")
     if cls_path is None:
         return d
     mod, _, name = cls_path.rpartition(".")
@@ -108,12 +130,35 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if CKPT_RE.search(p.name))
 
 
+def check_shapes(template, raw, where) -> None:
+    """Every array of ``template`` must be in ``raw`` (a restored state dict) with its shape;
+    raises :class:`CheckpointError` naming the parameter and both shapes."""
+    want = traverse_util.flatten_dict(serialization.to_state_dict(template), sep="/")
+    got = traverse_util.flatten_dict(raw, sep="/") if isinstance(raw, dict) else {}
+    for k, w in want.items():
+        if not hasattr(w, "shape"):
+            continue
+        if k not in got:
+            raise CheckpointError(f"{where}: parameter {k!r} is missing (the config builds it with "
+                                  f"shape {tuple(w.shape)})")
+        if hasattr(got[k], "shape") and tuple(got[k].shape) != tuple(w.shape):
+            raise CheckpointError(f"{where}: parameter {k!r} has shape {tuple(got[k].shape)} in "
+                                  f"the checkpoint but {tuple(w.shape)} in the network its config "
+                                  "builds")
+    extra = sorted(k for k, g in got.items() if k not in want and hasattr(g, "shape"))
+    if extra:
+        raise CheckpointError(f"{where}: parameters {extra} are not in the network its config "
+                              "builds")
+
+
 def restore_bytes(path: Path, template):
-    """``from_bytes`` with a clear error on a truncated or foreign file."""
+    """``from_bytes`` with a clear error on a truncated or foreign file, or on parameters whose
+    shapes differ from ``template``'s."""
     try:
         raw = serialization.msgpack_restore(Path(path).read_bytes())
     except Exception as e:  # msgpack raises several types on garbage
         raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
+    check_shapes(template, raw, path)
     try:
         return serialization.from_state_dict(template, raw)
     except ValueError as e:

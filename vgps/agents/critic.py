@@ -111,10 +111,24 @@ def load_critic(path) -> Critic:
             raise ckpt.CheckpointError(f"no critic.msgpack or checkpoints in {path}")
         from flax import serialization
         try:
-            raw = serialization.msgpack_restore(cks[-1].read_bytes())
+            raw = serialization.msgpack_restore(cks[-1].read_bytes())["critic"]["params"]
         except Exception as e:
             raise ckpt.CheckpointError(f"corrupt checkpoint {cks[-1]}: {e}") from e
-        params = serialization.from_state_dict(template, raw["critic"]["params"])
+        ckpt.check_shapes(template, raw, f"{cks[-1]} (critic params)")
+        params = serialization.from_state_dict(template, raw)
     params = jax.tree.map(jnp.asarray, params)
-    return Critic(cfg, params, ckpt.from_jsonable_normalizer(meta.get("normalizer")),
-                  ckpt.from_jsonable_normalizer(meta.get("state_normalizer")))
+    where = path / "meta.json"
+    norm = ckpt.from_jsonable_normalizer(meta.get("normalizer"), f"{where}: normalizer")
+    snorm = ckpt.from_jsonable_normalizer(meta.get("state_normalizer"),
+                                          f"{where}: state_normalizer")
+    _check_dim(norm, cfg.action_dim, f"{where}: normalizer", "action_dim")
+    if "state" in meta["obs_spec"]:
+        _check_dim(snorm, meta["obs_spec"]["state"]["shape"][-1], f"{where}: state_normalizer",
+                   "obs_spec state size")
+    return Critic(cfg, params, norm, snorm)
+
+
+def _check_dim(normalizer, dim: int, where: str, what: str) -> None:
+    got = getattr(normalizer, "dim", None)
+    if got is not None and got != dim:
+        raise ckpt.CheckpointError(f"{where} has dimension {got} but the critic's {what} is {dim}")

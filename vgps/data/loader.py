@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vgps.data.labels import label_config
-from vgps.data.normalize import STATS_FILE, ActionNormalizer, StateNormalizer, pool, save_statistics
-from vgps.data.rlds import describe, iter_episodes
+from vgps.data.normalize import (STATS_FILE, ActionNormalizer, StateNormalizer, check_finite, pool,
+                                 save_statistics)
+from vgps.data.rlds import describe, iter_episodes, iter_indexed_episodes
 
 
 def dataset_files(root) -> list[tuple[str, int, int]]:
@@ -51,15 +53,18 @@ def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
     d = info["dir"]
     f = d / STATS_FILE
     fingerprint = data_fingerprint(d)
-    if f.exists() and not refit:
-        raw = json.loads(f.read_text())
-        if (raw.get("split") == split and "instructions" in raw
-                and raw.get("fingerprint") == fingerprint):
-            return _stats_from_json(raw, info["layout"])
+    if not refit:
+        cached = _read_cached(f, split, fingerprint, info["layout"])
+        if cached is not None:
+            return cached
     acts, states, instr, n_ep = [], [], {}, 0
-    for ep in iter_episodes(d, split=split, keys=("state",), skip_missing_instruction=True):
+    for i, ep in iter_indexed_episodes(d, split=split, keys=("state",),
+                                       skip_missing_instruction=True):
+        where = f"{d} [{split}] episode {i}"     # one NaN would poison the pooled normalizer
+        check_finite(ep["action"], "action", where)
         acts.append(ep["action"])
         if "state" in ep["observation"]:
+            check_finite(ep["observation"]["state"], "state", where)
             states.append(ep["observation"]["state"])
         instr.setdefault(ep["instruction"], None)
         n_ep += 1
@@ -75,6 +80,27 @@ def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
     except OSError:
         pass  # read-only dataset directory: recomputed next time
     return {"action": a, "state": s, "layout": info["layout"], **extra}
+
+
+def _read_cached(f: Path, split: str, fingerprint: str, layout: str) -> dict | None:
+    """The statistics cached in ``f`` if they were fitted on this split of these data, else None
+    (with a warning naming ``f`` when it cannot be parsed, e.g. a truncated write)."""
+    if not f.exists():
+        return None
+    try:
+        raw = json.loads(f.read_text())
+        if not (raw.get("split") == split and "instructions" in raw
+                and raw.get("fingerprint") == fingerprint):
+            return None
+        stats = _stats_from_json(raw, layout)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        warnings.warn(f"{f}: unreadable statistics cache ({type(e).__name__}: {e}); "
+                      "recomputing the statistics", stacklevel=3)
+        return None
+    norms = [n for n in (stats["action"], stats["state"]) if n is not None]
+    if not all(np.isfinite(n.mean).all() and np.isfinite(n.std).all() for n in norms):
+        return None   # fitted on non-finite data before they were rejected; refit names them
+    return stats
 
 
 def _stats_from_json(raw: dict, layout: str) -> dict:

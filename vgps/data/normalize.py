@@ -7,12 +7,29 @@ critic checkpoint, and used unchanged at training and at evaluation time. Dimens
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 STATS_FILE = "dataset_statistics.json"
 _EPS = 1e-6
+
+
+def first_nonfinite(x) -> int | None:
+    """Index of the first row of ``x [T, ...]`` holding a NaN or inf, or None if all are finite."""
+    fin = np.isfinite(np.asarray(x))
+    bad = ~fin.all(axis=tuple(range(1, fin.ndim)))
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def check_finite(x, what: str, where: str, unit: str = "step") -> None:
+    """Raise ``ValueError("<where> <unit> <t>: non-finite <what> [...]")`` at the first bad row."""
+    t = first_nonfinite(x)
+    if t is not None:
+        raise ValueError(f"{where} {unit} {t}: non-finite {what} {np.asarray(x)[t].tolist()}; "
+                         "normalization statistics need finite data (fix or drop the episode)")
 
 
 class Normalizer:
@@ -39,6 +56,7 @@ class Normalizer:
         x = np.asarray(x, np.float64)
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"fit needs a non-empty [N, D] array, got shape {x.shape}")
+        check_finite(x, "values", f"{cls.__name__}.fit input", unit="row")
         mask = cls.default_mask(x.shape[1]) if mask is None else mask
         return cls(x.mean(0), x.std(0), mask)
 
@@ -100,7 +118,12 @@ def save_statistics(path: str | Path, action: ActionNormalizer,
         p = p / STATS_FILE
     d = {"action": action.to_dict(), **({"state": state.to_dict()} if state else {}),
          **(extra or {})}
-    p.write_text(json.dumps(d, indent=1, sort_keys=True) + "\n")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")   # atomic: a kill never leaves half a file
+    try:
+        tmp.write_text(json.dumps(d, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p
 
 
@@ -124,12 +147,18 @@ def fit_statistics(episodes, cache_dir: str | Path | None = None, refit: bool = 
     back afterwards, so it is computed once per dataset.
     """
     if cache_dir is not None and not refit and (Path(cache_dir) / STATS_FILE).exists():
-        return load_statistics(cache_dir)
+        try:
+            return load_statistics(cache_dir)
+        except (ValueError, KeyError, TypeError) as e:    # e.g. truncated JSON
+            warnings.warn(f"{Path(cache_dir) / STATS_FILE}: unreadable statistics cache "
+                          f"({type(e).__name__}: {e}); recomputing", stacklevel=2)
     acts, states = [], []
-    for ep in episodes:
+    for i, ep in enumerate(episodes):
         acts.append(np.asarray(ep["action"], np.float32))
+        check_finite(acts[-1], "action", f"episode {i}")
         if "state" in ep["observation"]:
             states.append(np.asarray(ep["observation"]["state"], np.float32))
+            check_finite(states[-1], "state", f"episode {i}")
     if not acts:
         raise ValueError("cannot fit normalization statistics on an empty dataset")
     a = ActionNormalizer.fit(np.concatenate(acts))

@@ -12,7 +12,9 @@ Layouts are detected from the dataset's ``features.json``:
 """
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 
 _LANG_KEYS = ("language_instruction", "observation/natural_language_instruction",
               "observation/language_instruction")
+_VERSION_RE = re.compile(r"\d+(\.\d+)*")   # builder version directories: 1.0.0, 2.1, ...
 
 
 class RLDSError(ValueError):
@@ -27,18 +30,20 @@ class RLDSError(ValueError):
 
 
 def resolve_dataset_dir(path: str | Path) -> Path:
-    """``path`` may be ``.../name/version`` or ``.../name`` (newest version is taken)."""
+    """``path`` may be ``.../name/version`` or ``.../name`` (the highest numeric version is taken;
+    subdirectories not named like ``1.0.0``, e.g. ``1.0.0-old``, are ignored)."""
     p = Path(path)
     if not p.is_dir():
         raise FileNotFoundError(f"RLDS dataset directory not found: {p}")
     if (p / "dataset_info.json").exists():
         return p
-    versions = sorted((d for d in p.iterdir() if (d / "dataset_info.json").exists()),
-                      key=lambda d: tuple(int(x) if x.isdigit() else 0 for x in d.name.split(".")))
+    found = sorted(d for d in p.iterdir() if (d / "dataset_info.json").exists())
+    versions = [d for d in found if _VERSION_RE.fullmatch(d.name)]
     if not versions:
+        other = f" (ignored, not a numeric version: {[d.name for d in found]})" if found else ""
         raise FileNotFoundError(f"{p}: no dataset_info.json here or in a version subdirectory; "
-                                "not a tensorflow-datasets directory")
-    return versions[-1]
+                                f"not a tensorflow-datasets directory{other}")
+    return max(versions, key=lambda d: tuple(int(x) for x in d.name.split(".")))
 
 
 def _flat_features(features, prefix: str = "") -> dict:
@@ -165,6 +170,18 @@ def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | N
     has some; the paper trains only on language-annotated data).
     ``keys``: which observations to decode (``("state",)`` skips image decoding entirely).
     """
+    for _, ep in iter_indexed_episodes(path, split=split, image_size=image_size,
+                                       max_episodes=max_episodes, keys=keys,
+                                       skip_missing_instruction=skip_missing_instruction):
+        yield ep
+
+
+def iter_indexed_episodes(path: str | Path, *, split: str = "train", image_size: int | None = None,
+                          max_episodes: int | None = None, skip_missing_instruction: bool = False,
+                          keys: tuple[str, ...] = ("image", "state")) -> Iterator[tuple[int, dict]]:
+    """:func:`iter_episodes` yielding ``(index in the split's files, episode)``; the index counts
+    skipped episodes too, so it is the one error messages name."""
+    import tensorflow as tf
     import tensorflow_datasets as tfds
     info = describe_for(path, keys)
     d, builder = info["dir"], info["builder"]
@@ -184,16 +201,41 @@ def iter_episodes(path: str | Path, *, split: str = "train", image_size: int | N
         node[parts[-1]] = tfds.decode.SkipDecoding()
     ds = builder.as_dataset(split=split, shuffle_files=False, decoders=skip or None)
     ds = ds.map(_episode_tf_map(info), num_parallel_calls=1, deterministic=True)
-    n = 0
-    for i, raw in enumerate(tfds.as_numpy(ds)):
+    n, it = 0, iter(tfds.as_numpy(ds))
+    for i in itertools.count():
         if max_episodes is not None and n >= max_episodes:
             break
+        try:
+            raw = next(it)
+        except StopIteration:
+            break
+        except tf.errors.OpError as e:      # truncated/corrupt file, zero-step episode
+            raise _read_error(e, info, split, i) from e
         ep = _to_episode(raw, info, i, split, image_size, skip_missing_instruction)
         if ep is not None:
             n += 1
-            yield ep
+            yield i, ep
     if n == 0:
         raise RLDSError(f"{d}: split {split!r} yielded no usable episodes")
+
+
+def _shard_of(info: dict, split: str, i: int) -> str:
+    """The file holding episode ``i`` of ``split`` (files are read in order)."""
+    si = info["builder"].info.splits[split]
+    paths, ends = list(si.filepaths), np.cumsum(si.shard_lengths)
+    k = int(np.searchsorted(ends, i, side="right"))
+    return os.fspath(paths[min(k, len(paths) - 1)])
+
+
+def _read_error(e: Exception, info: dict, split: str, i: int) -> Exception:
+    """A TensorFlow error met while reading episode ``i`` -> :class:`RLDSError` naming the file."""
+    import tensorflow as tf
+    msg = re.sub(r"\{\{.*?\}\}\s*|\s*\[\[.*?\]\]|\s*\[Op:.*$", "", e.message, flags=re.S).strip()
+    where = f"{info['dir']} [{split}] episode {i}"
+    if isinstance(e, tf.errors.InvalidArgumentError) and "Dataset was empty" in e.message:
+        return RLDSError(f"{where}: episode has no steps (in {_shard_of(info, split, i)})")
+    return RLDSError(f"{_shard_of(info, split, i)}: cannot read {where} ({type(e).__name__}: "
+                     f"{msg}); the file is truncated or corrupt")
 
 
 def _to_episode(raw: dict, info: dict, i: int, split: str, image_size: int | None,
