@@ -91,6 +91,29 @@ def test_save_figure_is_byte_identical(tmp_path):
     assert b"Date" not in p1[1].read_bytes() and b"matplotlib.org" not in p1[0].read_bytes()
 
 
+def test_an_interrupted_save_keeps_the_old_file_and_lists_no_temporary(tmp_path):
+    """Figures are written atomically: a kill mid-write leaves the previous complete file, and the
+    manifest never hashes a half-written one."""
+    from pathlib import Path
+    fig = _figure()
+    save_figure(fig, tmp_path, "f", close=False)
+    old = (tmp_path / "f.png").read_bytes()
+    direct = tmp_path / "direct.png"                     # the bytes are plain matplotlib's
+    fig.savefig(direct, dpi=100, metadata={"Software": None}, bbox_inches="tight")
+    assert direct.read_bytes() == old
+    direct.unlink()
+
+    def killed(path, **kw):
+        Path(path).write_bytes(b"half a png")
+        raise KeyboardInterrupt
+    fig.savefig = killed
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig, tmp_path, "f")
+    assert (tmp_path / "f.png").read_bytes() == old
+    assert [a["path"] for a in manifest.list_artifacts(tmp_path)] == ["f.png", "f.svg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]
+
+
 def test_save_table_is_byte_identical(tmp_path):
     import pandas as pd
     df = pd.DataFrame({"task": ["a", "b"], "rate": [0.15, 1 / 3]})

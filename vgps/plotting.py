@@ -1,6 +1,13 @@
-"""Deterministic figure and table writing: no timestamps, versions or random ids in the bytes."""
+"""Deterministic figure and table writing: no timestamps, versions or random ids in the bytes.
+
+Every file is written atomically (to a hidden temporary name beside it, then renamed), so an
+interrupted run leaves either the old file or the new one, never half of one; the manifest skips
+dot-files, so a temporary left by a kill is never hashed.
+"""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -16,13 +23,26 @@ _PNG_META = {"Software": None}
 _SVG_META = {"Date": None, "Creator": None}
 
 
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a hidden temporary path beside ``path``; rename it onto ``path`` once written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def save_figure(fig, out_dir: str | Path, name: str, close: bool = True) -> list[Path]:
     """Write ``name.png`` and ``name.svg`` into ``out_dir``; byte-identical on rerun."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, dpi=100, metadata=_PNG_META, bbox_inches="tight")
-    fig.savefig(svg, metadata=_SVG_META, bbox_inches="tight")
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata=_PNG_META, bbox_inches="tight")
+    with atomic_path(svg) as tmp:
+        fig.savefig(tmp, format="svg", metadata=_SVG_META, bbox_inches="tight")
     if close:
         plt.close(fig)
     return [png, svg]
@@ -33,8 +53,10 @@ def save_table(df, out_dir: str | Path, name: str, floatfmt: str = ".3f") -> lis
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
-    df.to_csv(csv, index=False, float_format="%.6g", lineterminator="\n")
-    md.write_text(to_markdown(df, floatfmt) + "\n")
+    with atomic_path(csv) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    with atomic_path(md) as tmp:
+        tmp.write_text(to_markdown(df, floatfmt) + "\n")
     return [csv, md]
 
 
