@@ -1,14 +1,26 @@
 """Lock-step batched evaluation: N environments stepped together so that every policy and critic
-call is batched; per-episode results cached in a CSV keyed by (config, task, seed, episode).
+call is batched; per-episode results cached in SQLite keyed by (config, task, seed, episode).
+
+The cache (:class:`EpisodeCache`) is one table whose primary key is :data:`KEY_COLUMNS`; every
+lock-step batch is committed in one transaction, concurrent writers wait on SQLite's lock (busy
+timeout) instead of overwriting each other, and a kill between or during writes loses at most the
+batch being written. Rows are validated on load; an invalid one is warned about (by key) and
+recomputed, never used. A legacy CSV cache beside the store is imported once (its valid rows).
 
 An *agent* has ``reset(batch_size)`` and ``act(observations, instructions, rng) -> (actions
 [B, 7], info)`` — :class:`vgps.steer.ValueGuidedPolicy` in any mode.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import math
+import re
+import sqlite3
 import time
+import warnings
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +31,11 @@ import pandas as pd
 
 RESULT_COLUMNS = ["task", "embodiment", "policy", "method", "K", "beta", "seed", "episode",
                   "env_seed", "success", "steps", "unstable"]
+KEY_COLUMNS = ["policy", "method", "K", "beta", "task", "seed", "episode"]   # one episode's identity
+_TEXT, _INT, _BOOL = ("task", "embodiment", "policy", "method"), ("K", "seed", "episode", "env_seed", "steps"), \
+    ("success", "unstable")
+_SQL_TYPE = {**dict.fromkeys(_TEXT, "TEXT"), **dict.fromkeys(_INT + _BOOL, "INTEGER"), "beta": "REAL"}
+BUSY_TIMEOUT_S = 120.0        # a writer waits this long for another process's transaction
 
 
 @dataclass(frozen=True)
@@ -101,24 +118,191 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array,
     return res
 
 
+class CacheRowWarning(UserWarning):
+    """A cached episode row failed validation; it is ignored and its episode recomputed."""
+
+
+def _key_text(row: dict) -> str:
+    return " ".join(f"{k}={row.get(k)!r}" for k in KEY_COLUMNS)
+
+
+def _parse_csv_field(col: str, s: str):
+    """A legacy CSV cell as the type it was written from (unparseable cells stay str, and fail
+    :func:`row_problem`)."""
+    if col in _BOOL:
+        return {"True": True, "False": False}.get(s, s)
+    if col in _INT:
+        if re.fullmatch(r"-?[0-9]+", s):
+            return int(s)
+        if re.fullmatch(r"-?[0-9]+\.0*", s):          # a column pandas had turned float
+            return int(float(s))
+        return s
+    if col == "beta":
+        try:
+            return float(s)
+        except ValueError:
+            return s
+    return s
+
+
+def row_problem(row: dict, horizon: int | None = None) -> str | None:
+    """Why ``row`` (one cached episode) cannot be used, or None: text fields are str (task, policy,
+    method non-empty), K/seed/episode ints (K, episode >= 0), beta a finite float, success and
+    unstable bools (or 0/1), steps an int in [1, horizon] (one step at least), env_seed the
+    :func:`episode_seed` of (seed, episode)."""
+    for c in RESULT_COLUMNS:
+        if c not in row or row[c] is None:
+            return f"{c} missing"
+    for c in _TEXT:
+        if not isinstance(row[c], str) or (c != "embodiment" and not row[c]):
+            return f"{c}={row[c]!r} is not a non-empty str"
+    for c in _INT:
+        if type(row[c]) is not int:
+            return f"{c}={row[c]!r} is not an int"
+    for c in _BOOL:
+        if not (type(row[c]) is bool or (type(row[c]) is int and row[c] in (0, 1))):
+            return f"{c}={row[c]!r} is not a bool"
+    if type(row["beta"]) not in (float, int) or not math.isfinite(row["beta"]):
+        return f"beta={row['beta']!r} is not a finite float"
+    if row["K"] < 0 or row["episode"] < 0:
+        return f"K={row['K']} or episode={row['episode']} is negative"
+    if row["steps"] < 1 or (horizon is not None and row["steps"] > horizon):
+        return f"steps={row['steps']} outside [1, {'∞' if horizon is None else horizon}]"
+    if row["env_seed"] != episode_seed(row["seed"], row["episode"]):
+        return f"env_seed={row['env_seed']} is not episode_seed({row['seed']}, {row['episode']})"
+    return None
+
+
+def _native(row: dict) -> tuple:
+    """A result row as the Python types SQLite stores (numpy scalars are not bindable)."""
+    conv = {**dict.fromkeys(_TEXT, str), **dict.fromkeys(_INT, int), "beta": float,
+            **dict.fromkeys(_BOOL, lambda v: int(bool(v)))}
+    return tuple(conv[c](row[c]) for c in RESULT_COLUMNS)
+
+
+class EpisodeCache:
+    """Per-episode results in SQLite: table ``episodes`` (the :data:`RESULT_COLUMNS`, primary key
+    :data:`KEY_COLUMNS`) and ``meta`` (``legacy_csv_imported``: when and what was imported).
+
+    ``horizon``: an int, or ``task -> int | None``, bounding ``steps`` in validation (None: only
+    ``steps >= 1``). ``legacy_csv``: a cache file of the former CSV format; its valid rows are
+    imported once (it is never modified or deleted)."""
+
+    def __init__(self, path: str | Path, legacy_csv: str | Path | None = None,
+                 horizon: int | Callable | None = None):
+        self.path, self.horizon = Path(path), horizon
+        self.legacy_csv = None if legacy_csv is None else Path(legacy_csv)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        bad = []
+        with self._transaction() as con:
+            cols = ", ".join(f"{c} {_SQL_TYPE[c]}" for c in RESULT_COLUMNS)
+            con.execute(f"CREATE TABLE IF NOT EXISTS episodes ({cols}, PRIMARY KEY ({', '.join(KEY_COLUMNS)}))")
+            con.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            done = con.execute("SELECT 1 FROM meta WHERE name = 'legacy_csv_imported'").fetchone()
+            if self.legacy_csv is not None and self.legacy_csv.is_file() and not done:
+                good, bad = self._read_legacy_csv()
+                con.executemany(self._insert("OR IGNORE"), [_native(r) for r in good])
+                con.execute("INSERT INTO meta VALUES ('legacy_csv_imported', ?)",
+                            (json.dumps({"path": str(self.legacy_csv), "rows": len(good),
+                                         "skipped": len(bad), "time": time.time()}),))
+        self._warn([(f"legacy CSV {self.legacy_csv}", *b) for b in bad])
+
+    def _horizon(self, task) -> int | None:
+        return self.horizon(task) if callable(self.horizon) else self.horizon
+
+    @contextmanager
+    def _transaction(self):
+        """One write transaction (taken at BEGIN, so writers queue on the lock); committed on exit,
+        rolled back on an exception."""
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @staticmethod
+    def _insert(how: str) -> str:
+        return (f"INSERT {how} INTO episodes ({', '.join(RESULT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
+
+    def _read_legacy_csv(self) -> tuple[list[dict], list[tuple[dict, str]]]:
+        """(valid rows, last of each key wins as in the old cache; [(row, problem)] of the rest)."""
+        good, bad = {}, []
+        with open(self.legacy_csv, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            if missing := [c for c in RESULT_COLUMNS if c not in header]:
+                return [], [({}, f"header lacks {missing}; nothing imported")]
+            for cells in filter(None, reader):                     # blank lines skipped
+                row = {c: _parse_csv_field(c, v) for c, v in zip(header, cells)}
+                problem = (f"{len(cells)} fields, header has {len(header)}" if len(cells) != len(header)
+                           else row_problem(row, self._horizon(row["task"])))
+                if problem:
+                    bad.append((row, problem))
+                else:
+                    good[tuple(row[k] for k in KEY_COLUMNS)] = row
+        return list(good.values()), bad
+
+    @staticmethod
+    def _warn(bad: list[tuple[str, dict, str]], shown: int = 20) -> None:
+        for where, row, problem in bad[:shown]:
+            warnings.warn(f"{where}: cached row {_key_text(row)} is invalid ({problem}); "
+                          "it is not used and will be recomputed", CacheRowWarning, stacklevel=3)
+        if len(bad) > shown:
+            warnings.warn(f"{bad[0][0]}: {len(bad) - shown} more invalid cached rows not listed",
+                          CacheRowWarning, stacklevel=3)
+
+    def load(self) -> pd.DataFrame:
+        """Every valid row, sorted by :data:`KEY_COLUMNS`; invalid rows are warned about."""
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)) as con:
+            cur = con.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM episodes")
+            rows = [dict(zip(RESULT_COLUMNS, r)) for r in cur]
+        good, bad = [], []
+        for r in rows:
+            problem = row_problem(r, self._horizon(r["task"]))
+            (bad.append((str(self.path), r, problem)) if problem else good.append(r))
+        self._warn(bad)
+        if not good:
+            return pd.DataFrame(columns=RESULT_COLUMNS)
+        df = pd.DataFrame(good, columns=RESULT_COLUMNS).astype(
+            {**dict.fromkeys(_INT, "int64"), "beta": "float64", **dict.fromkeys(_BOOL, bool)})
+        return df.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+    def put(self, rows: list[dict]) -> None:
+        """Write ``rows`` in one transaction (a recomputed episode replaces its old row)."""
+        if rows:
+            with self._transaction() as con:
+                con.executemany(self._insert("OR REPLACE"), [_native(r) for r in rows])
+
+
 class Evaluator:
-    """Evaluate ``RunConfig`` s on tasks and seeds with a CSV cache.
+    """Evaluate ``RunConfig`` s on tasks and seeds with a per-episode cache (:class:`EpisodeCache`).
 
     Args:
         make_env: ``task_id -> env`` (e.g. ``lambda t: vgps.envs.make(t, render=False)``).
         make_agent: ``RunConfig -> agent`` (a ValueGuidedPolicy).
-        cache_csv: per-episode results; rows already there are not re-run.
+        cache_csv: per-episode results; rows already there are not re-run. A ``.csv`` path names
+            a legacy CSV cache: the store is the same path with suffix ``.sqlite``, and the CSV's
+            valid rows are imported into it once. Any other path is the SQLite store itself, with
+            ``<path>.with_suffix(".csv")`` as its legacy CSV.
         env_pool: task -> [env, ...] shared with other evaluators (see :func:`pooled_envs`).
         num_envs: lock-step batch size.
+        horizon: an int or ``task -> int | None``: cached rows with ``steps`` above it are invalid.
     """
 
     def __init__(self, make_env: Callable, make_agent: Callable, cache_csv: str | Path,
-                 num_envs: int = 16, verbose: bool = True, env_pool: dict | None = None):
+                 num_envs: int = 16, verbose: bool = True, env_pool: dict | None = None,
+                 horizon: int | Callable | None = None):
         self.make_env, self.make_agent = make_env, make_agent
         self.cache_csv, self.num_envs, self.verbose = Path(cache_csv), int(num_envs), verbose
         self._envs: dict[str, list] = {} if env_pool is None else env_pool
-        self.df = (pd.read_csv(self.cache_csv) if self.cache_csv.exists()
-                   else pd.DataFrame(columns=RESULT_COLUMNS))
+        p = self.cache_csv
+        self.cache = EpisodeCache(p.with_suffix(".sqlite") if p.suffix == ".csv" else p,
+                                  legacy_csv=p.with_suffix(".csv"), horizon=horizon)
+        self.df = self.cache.load()
 
     def _get_envs(self, task: str, n: int) -> list:
         return pooled_envs(self._envs, task, n, self.make_env)
@@ -157,8 +341,10 @@ class Evaluator:
             rows = []
             for chunk, env_seeds, rng in lockstep_chunks(jobs, self.num_envs):
                 res = run_lockstep(agent, envs, env_seeds, rng)
-                rows += [(si, {**asdict(cfg), "task": task, "seed": sd, "episode": e, **r})
+                batch = [(si, {**asdict(cfg), "task": task, "seed": sd, "episode": e, **r})
                          for (si, sd, e), r in zip(chunk, res)]
+                self.cache.put([r for _, r in batch])       # one transaction per lock-step batch
+                rows += batch
             new = pd.DataFrame([r for _, r in rows])[RESULT_COLUMNS]
             self._append(new)
             for si in range(len(sets)):
@@ -171,12 +357,10 @@ class Evaluator:
         return [pd.concat(o, ignore_index=True) if o else pd.DataFrame(columns=RESULT_COLUMNS) for o in out]
 
     def _append(self, new: pd.DataFrame) -> None:
-        keys = ["policy", "method", "K", "beta", "task", "seed", "episode"]
+        """Merge ``new`` (already in :attr:`cache`) into the in-memory :attr:`df`."""
         df = pd.concat([self.df, new], ignore_index=True) if not self.df.empty else new
-        df = df.drop_duplicates(keys, keep="last").sort_values(keys, kind="stable")
+        df = df.drop_duplicates(KEY_COLUMNS, keep="last").sort_values(KEY_COLUMNS, kind="stable")
         self.df = df.reset_index(drop=True)
-        self.cache_csv.parent.mkdir(parents=True, exist_ok=True)
-        self.df.to_csv(self.cache_csv, index=False, lineterminator="\n")
 
 
 def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
@@ -189,9 +373,10 @@ def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
 
 
 def cache_path(cache_dir: str | Path, label: str, key_parts=()) -> Path:
-    """``<cache_dir>/<label>-<hash of key_parts>.csv``: a retrained model gets a new file."""
+    """``<cache_dir>/<label>-<hash of key_parts>.sqlite``: a retrained model gets a new file (a
+    legacy ``.csv`` cache of the same name is imported into it, see :class:`Evaluator`)."""
     h = hashlib.sha256(json.dumps(list(key_parts), sort_keys=True, default=str).encode())
-    return Path(cache_dir) / f"{label}-{h.hexdigest()[:10]}.csv"
+    return Path(cache_dir) / f"{label}-{h.hexdigest()[:10]}.sqlite"
 
 
 def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=None, encoder=None,
@@ -208,9 +393,12 @@ def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=
     several evaluators so they step the same environment instances (every episode starts with a
     seeded ``reset``)."""
     from vgps.steer import ValueGuidedPolicy
+    horizon = None
     if make_env is None:
         import vgps.envs as envs
+        from vgps.envs.tasks import TASKS
         make_env = lambda task: envs.make(task, render=False)  # noqa: E731
+        horizon = lambda task: TASKS[task].horizon if task in TASKS else None  # noqa: E731
     low, high = random_policy_bounds()
 
     def make_agent(cfg: RunConfig):
@@ -219,4 +407,4 @@ def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=
                                  random_low=low, random_high=high)
 
     return Evaluator(make_env, make_agent, cache_path(cache_dir, label, key_parts),
-                     num_envs=num_envs, verbose=verbose, env_pool=env_pool)
+                     num_envs=num_envs, verbose=verbose, env_pool=env_pool, horizon=horizon)
