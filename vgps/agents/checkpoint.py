@@ -34,6 +34,10 @@ class CheckpointError(ValueError):
     """A checkpoint or run directory that cannot be read."""
 
 
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that is not valid msgpack (truncated or foreign bytes)."""
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -157,7 +161,7 @@ def restore_bytes(path: Path, template):
     try:
         raw = serialization.msgpack_restore(Path(path).read_bytes())
     except Exception as e:  # msgpack raises several types on garbage
-        raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
+        raise CorruptCheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
     check_shapes(template, raw, path)
     try:
         return serialization.from_state_dict(template, raw)

@@ -9,15 +9,20 @@
 Exact resume: the state holds the PRNG key and step, and ``data.sample(step)`` (see
 :class:`StepSampler`) depends only on the step, so kill-and-resume reproduces an uninterrupted
 run bit for bit. A non-finite loss stops training with :class:`NonFiniteLossError` naming the
-step; checkpoints are only written after finite steps, so the last good one stays on disk.
+step, and so do non-finite parameters found before a checkpoint is written: no checkpoint on disk
+holds a NaN/inf, so the last one stays good. A run directory is only resumed with the config it
+was started with; a damaged newest checkpoint falls back to the newest intact one; the metrics
+files are written atomically and a cut last line of ``metrics.jsonl`` is dropped on resume.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -29,7 +34,7 @@ from vgps.agents.critic import Critic
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when an update returns a NaN/inf loss."""
+    """Raised when an update returns a NaN/inf loss or leaves NaN/inf parameters."""
 
 
 class StepSampler:
@@ -101,22 +106,82 @@ def _phase_at(agent, step):
 
 
 def _load_log(run_dir: Path, upto: int) -> list[dict]:
+    """Rows of ``metrics.jsonl`` up to step ``upto``. A last line that is not valid JSON (cut by
+    a kill or a full disk) is dropped with a warning; a bad line before it is an error."""
     p = run_dir / "metrics.jsonl"
     if not p.exists():
         return []
-    rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+    lines = [(i, l) for i, l in enumerate(p.read_text().splitlines(), 1) if l.strip()]
+    rows = []
+    for n, (i, line) in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if n < len(lines) - 1:
+                raise ckpt.CheckpointError(f"{p} line {i} is not valid JSON: {e}") from e
+            warnings.warn(f"{p}: dropping truncated last line {i} ({line[:60]!r})",
+                          RuntimeWarning, stacklevel=3)
     return [r for r in rows if r["step"] <= upto]
 
 
 def _write_logs(run_dir: Path, rows: list[dict]) -> None:
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ckpt._atomic_write(run_dir / "metrics.jsonl",
+                       "".join(json.dumps(r) + "\n" for r in rows).encode())
     for phase in sorted({r["phase"] for r in rows}):
         pr = [r for r in rows if r["phase"] == phase]
-        keys = list(pr[0].keys())
-        with open(run_dir / f"metrics_{phase}.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, keys, extrasaction="ignore", lineterminator="\n")
-            w.writeheader()
-            w.writerows(pr)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, list(pr[0].keys()), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(pr)
+        ckpt._atomic_write(run_dir / f"metrics_{phase}.csv", buf.getvalue().encode())
+
+
+# meta.json entries that change what is trained, besides the config's own fields
+_RESUME_META_KEYS = ("obs_spec", "normalizer", "state_normalizer")
+
+
+def _resume_differences(old: dict, new: dict) -> list[str]:
+    """``"field: <on disk> (on disk) vs <requested> (requested)"`` for every config field and
+    :data:`_RESUME_META_KEYS` entry of ``new`` (a meta dict) that ``old`` (meta.json) lacks or
+    holds with another value."""
+    new = json.loads(json.dumps(ckpt.to_jsonable(new)))
+    pairs = [(k, old.get("config", {}), new["config"]) for k in new["config"]]
+    pairs += [(k, old, new) for k in _RESUME_META_KEYS]
+    out = []
+    for k, o, n in pairs:
+        a = json.dumps(o[k], sort_keys=True) if k in o else "<missing>"
+        b = json.dumps(n.get(k), sort_keys=True)
+        if a != b:
+            out.append(f"{k}: {a} (on disk) vs {b} (requested)")
+    return out
+
+
+def _restore_newest_intact(paths: list[Path], template):
+    """``(state, path)`` from the newest of ``paths`` that reads; damaged newer ones are skipped
+    with a warning naming them and the one used."""
+    damaged = []
+    for path in reversed(paths):
+        try:
+            state = ckpt.restore_bytes(path, template)
+        except ckpt.CorruptCheckpointError as e:
+            damaged.append((path, e))
+            continue
+        for bad, e in damaged:
+            warnings.warn(f"damaged checkpoint {bad} ({e}); resuming from {path}",
+                          RuntimeWarning, stacklevel=3)
+        return state, path
+    raise ckpt.CheckpointError("no intact checkpoint to resume from: "
+                               + "; ".join(str(e) for _, e in damaged))
+
+
+def _leaf_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _non_finite_leaves(state) -> list[str]:
+    """Names (``critic/params/...``) of the floating-point leaves of ``state`` holding NaN/inf."""
+    return [_leaf_name(path) for path, x in jax.tree_util.tree_flatten_with_path(state)[0]
+            if np.issubdtype(np.asarray(x).dtype, np.inexact) and not np.isfinite(x).all()]
 
 
 def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume: bool = True,
@@ -145,15 +210,22 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
             "obs_spec": {k: {"shape": list(v.shape[1:]), "dtype": str(v.dtype)}
                          for k, v in example["observations"].items()},
             "normalizer": normalizer, "state_normalizer": state_normalizer, **(extra_meta or {})}
+    existing = ckpt.list_checkpoints(run_dir) if resume else []
+    if existing and (run_dir / "meta.json").exists():
+        diff = _resume_differences(ckpt.load_meta(run_dir), meta)
+        if diff:
+            raise ValueError(f"{run_dir} holds a run with another config; not resuming it "
+                             "(use a new run directory, or resume=False to start over): "
+                             + "; ".join(diff))
     ckpt.save_meta(run_dir, meta)
 
     state = agent.init(jax.random.PRNGKey(cfg.seed), jax.tree.map(lambda x: x[:1], example))
-    existing = ckpt.list_checkpoints(run_dir) if resume else []
+    last_good = None
     if existing:
-        state = ckpt.restore_bytes(existing[-1], state)
+        state, last_good = _restore_newest_intact(existing, state)
     state = jax.device_put(state, repl)
     step = int(state["step"])
-    rows = _load_log(run_dir, step)
+    rows = _load_log(run_dir, step) if step else []
     updates = {ph.name: jax.jit(ph.update, in_shardings=(repl, dsh), out_shardings=(repl, repl),
                                 donate_argnums=0) for ph in agent.phases}
     end = total if stop_after is None else min(total, stop_after)
@@ -161,7 +233,7 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=total, initial=step, desc=run_dir.name, mininterval=30.0)
-    t0, last_good = time.perf_counter(), (existing[-1] if existing else None)
+    t0 = time.perf_counter()
     try:
         while step < end:
             phase, start = _phase_at(agent, step)
@@ -183,7 +255,15 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
                 if bar is not None:
                     bar.set_postfix(phase=phase.name, loss=f"{loss:.3g}")
             if step % cfg.checkpoint_every == 0 or phase_end or step == end:
-                last_good = ckpt.save_state(run_dir, step, jax.device_get(state))
+                host = jax.device_get(state)
+                bad = _non_finite_leaves(host)
+                if bad:
+                    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+                    raise NonFiniteLossError(
+                        f"non-finite parameters at step {step} (phase {phase.name!r}): "
+                        f"{', '.join(bad[:3])}{more}; checkpoint step_{step:08d}.msgpack not "
+                        f"written; last finite checkpoint: {last_good}")
+                last_good = ckpt.save_state(run_dir, step, host)
             if bar is not None:
                 bar.update(1)
     finally:
