@@ -215,7 +215,7 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
         diff = _resume_differences(ckpt.load_meta(run_dir), meta)
         if diff:
             raise ValueError(f"{run_dir} holds a run with another config; not resuming it "
-                             "(use a new run directory, or resume=False to start over): "
+                             "(use a new run directory, or delete its checkpoints/ to start over): "
                              + "; ".join(diff))
     ckpt.save_meta(run_dir, meta)
 
