@@ -122,16 +122,20 @@ def apply() -> list[str]:
     return missing
 
 
+def read_cpuinfo() -> str:
+    """``/proc/cpuinfo`` ('' where there is none)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def host_level(cpuinfo: str | None = None, machine: str | None = None) -> str:
     """The highest of x86-64-v3 / below-v3 this host runs: 'x86-64-v3' or an explanation."""
     machine = machine or platform.machine()
     if machine not in ("x86_64", "AMD64"):
         return f"{machine}: the {LEVEL} pin does not apply"
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
+    cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
     flags = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
@@ -178,10 +182,7 @@ def write_kernelspec(path) -> None:
     import json
     path = Path(path)
     spec = json.loads(path.read_text())
-    env = dict(spec.get("env", {}))
-    env.update(ENV)
-    env["XLA_FLAGS"] = _merge_xla(env.get("XLA_FLAGS", ""))
-    spec["env"] = env
+    spec["env"] = {k: v for k, v in pinned_environ(spec.get("env", {})).items() if k != "VGPS_ISA"}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)

@@ -83,21 +83,14 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", 
              "avx512_bf16", "amx_tile")
 
 
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
 def platform_info(cpuinfo: str | None = None) -> dict:
     """The hashed platform: machine type and the instruction-set level in force (:mod:`vgps.isa`)."""
-    return isa.manifest_entry(_cpuinfo() if cpuinfo is None else cpuinfo)
+    return isa.manifest_entry(isa.read_cpuinfo() if cpuinfo is None else cpuinfo)
 
 
 def host_info(cpuinfo: str | None = None) -> dict:
     """The CPU that ran the reproduction (not hashed): model name and its SIMD extensions."""
-    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
+    cpuinfo = isa.read_cpuinfo() if cpuinfo is None else cpuinfo
     fields = {}
     for line in cpuinfo.splitlines():
         k, _, v = line.partition(":")
