@@ -19,7 +19,7 @@ def make_test_datasets_module():
 
 
 def copy_tiny(tmp_path: Path, name: str) -> Path:
-    """A writable copy (load_training_data caches dataset_statistics.json beside the data)."""
+    """A private copy of a committed tiny dataset (tests may rewrite or truncate its files)."""
     dst = tmp_path / name
     shutil.copytree(TEST_DATA / name, dst)
     return dst / "1.0.0"

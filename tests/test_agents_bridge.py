@@ -17,7 +17,8 @@ class _HashEncoder:
                          for t in texts])
 
 
-def test_critic_step_on_bridge_debug_images(tmp_path):
+def test_critic_step_on_bridge_debug_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGPS_ARTIFACTS", str(tmp_path / "artifacts"))   # the statistics cache
     from vgps.agents import load_critic, train
     from vgps.data.loader import load_training_data
     data_cfg = dataclasses.replace(get_profile("smoke").data, image_size=32)

@@ -70,19 +70,37 @@ def test_weight_errors(stores):
         sampler(stores, weights=(1.0,))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def artifacts_root(tmp_path_factory):
+    """Statistics caches go under this module's own artifacts root."""
+    root = tmp_path_factory.mktemp("artifacts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VGPS_ARTIFACTS", str(root))
+        yield root
+
+
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny")
     return [copy_tiny(tmp, "bridge_tiny"), copy_tiny(tmp, "fractal_tiny")]
 
 
+def _listing(d):
+    return sorted((p.relative_to(d).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in [d, *d.rglob("*")])
+
+
 @pytest.mark.parametrize("backend", ["memory", "tfdata"])
-def test_load_training_data_backends(tiny_dirs, backend):
+def test_load_training_data_backends(tiny_dirs, artifacts_root, backend):
     from vgps.data.loader import load_training_data
     cfg = DataConfig(image_size=32, use_success_flag=True, shuffle_buffer=64)
     kw = dict(obs_keys=("image", "state"), batch_size=16, backend=backend, encoder=HashEncoder())
     td = load_training_data(tiny_dirs, None, cfg, seed=0, **kw)
-    assert (tiny_dirs[0] / "dataset_statistics.json").exists()
+    from vgps.data.loader import data_fingerprint, statistics_cache_path
+    for d in tiny_dirs:        # statistics cached under artifacts/, never beside the data
+        assert not (d / "dataset_statistics.json").exists()
+        f = statistics_cache_path(d, "train", data_fingerprint(d))
+        assert f.parent == artifacts_root / "_cache" / "statistics" and f.exists()
     assert td.backend == backend and list(td.weights) == [1.0, 0.54]     # by layout
     b0 = td.sample(0)
     assert b0["observations"]["image"].shape == (16, 32, 32, 3)
@@ -145,3 +163,25 @@ def test_cached_statistics_are_refitted_when_the_data_are_rewritten(tmp_path):
     os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # even within one clock tick
     s2 = dataset_statistics(d)
     assert s2["num_transitions"] == 12 and s2["instructions"] == ["open drawer", "pick coke can"]
+
+
+def test_loading_leaves_the_dataset_directory_untouched(tmp_path, artifacts_root):
+    """Datasets may be read-only or someone else's (../shared): a load writes nothing there, and
+    the statistics cached under artifacts/ are used by the next load (no refit)."""
+    from unittest import mock
+
+    from vgps.data import loader
+    d = copy_tiny(tmp_path, "bridge_tiny")
+    before = _listing(d.parent)
+    kw = dict(obs_keys=("state",), batch_size=8, backend="memory", encoder=HashEncoder())
+    td = loader.load_training_data([d], None, DataConfig(), **kw)
+    td.sample(0)
+    assert _listing(d.parent) == before
+    f = loader.statistics_cache_path(d, "train", loader.data_fingerprint(d))
+    assert f.is_relative_to(artifacts_root) and f.exists()
+    assert not list(f.parent.glob("*.tmp"))                       # written atomically
+    with mock.patch.object(loader, "iter_indexed_episodes",
+                           side_effect=AssertionError("refitted instead of using the cache")):
+        again = loader.load_training_data([d], None, DataConfig(), **kw)
+    assert again.normalizer == td.normalizer
+    assert _listing(d.parent) == before

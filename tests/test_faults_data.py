@@ -37,6 +37,7 @@ def test_nan_action_is_rejected_naming_dataset_episode_and_step(tmp_path):
     assert str(e.value) == (f"{d} [train] episode 2 step 1: non-finite action {row}; "
                             "normalization statistics need finite data (fix or drop the episode)")
     assert not (d / STATS_FILE).exists()                 # nothing poisoned was cached
+    assert not list((tmp_path / "artifacts").rglob("*.json"))
     with pytest.raises(ValueError, match=re.escape(f"{d} [train] episode 2 step 1: non-finite "
                                                    "action")):
         load_training_data([d], None, _data_cfg(), obs_keys=("state",), batch_size=4,
@@ -55,14 +56,15 @@ def test_inf_state_is_rejected_naming_dataset_episode_and_step(tmp_path):
 
 def test_poisoned_cache_from_before_the_check_is_not_served(tmp_path):
     """Statistics cached from NaN data (same fingerprint) are refitted, which names the step."""
-    from vgps.data.loader import data_fingerprint, dataset_statistics
+    from vgps.data.loader import data_fingerprint, dataset_statistics, statistics_cache_path
     eps = [MK.make_episode(i, 4, seed=1) for i in range(2)]
     eps[0]["action"][2, 0] = np.inf
     d = _bridge(tmp_path, "poisoned", eps)
     nan = np.full(7, np.nan)
-    save_statistics(d / STATS_FILE, ActionNormalizer(nan, nan), None,
+    fp = data_fingerprint(d)
+    save_statistics(statistics_cache_path(d, "train", fp), ActionNormalizer(nan, nan), None,
                     {"split": "train", "instructions": ["x"], "num_episodes": 2,
-                     "num_transitions": 8, "fingerprint": data_fingerprint(d)})
+                     "num_transitions": 8, "fingerprint": fp})
     with pytest.raises(ValueError, match=re.escape(f"{d} [train] episode 0 step 2: non-finite "
                                                    "action [inf, ")):
         dataset_statistics(d)
@@ -144,10 +146,11 @@ def test_only_non_version_directories_is_an_error(tmp_path):
 
 # ----------------------------------------------------------------- 4. truncated statistics JSON
 def test_truncated_statistics_json_is_rebuilt_with_a_warning(tmp_path, recwarn):
-    from vgps.data.loader import dataset_statistics
+    from vgps.data.loader import data_fingerprint, dataset_statistics, statistics_cache_path
     d = copy_tiny(tmp_path, "bridge_tiny")
     fresh = dataset_statistics(d, refit=True)
-    f = d / STATS_FILE
+    f = statistics_cache_path(d, "train", data_fingerprint(d))
+    assert f.exists() and not (d / STATS_FILE).exists()
     f.write_text('{"action": {"kind": "action", "mean": [0.0')     # a write cut short
     with pytest.warns(UserWarning) as w:
         got = dataset_statistics(d)
@@ -161,6 +164,34 @@ def test_truncated_statistics_json_is_rebuilt_with_a_warning(tmp_path, recwarn):
     again = dataset_statistics(d)                         # rebuilt: later loads are quiet
     assert again["action"] == fresh["action"]
     assert not [x for x in recwarn if "statistics cache" in str(x.message)]
+    assert json.loads(f.read_text())["fingerprint"] == data_fingerprint(d)   # rewritten whole
+
+
+def test_statistics_are_cached_under_artifacts_not_in_the_dataset(tmp_path):
+    """Item 5: the loader never writes into a dataset's directory (it may be read-only or
+    someone else's, like the real Bridge episodes under ../shared); the cache lives under the
+    artifacts root, keyed by the data fingerprint, so an identical copy elsewhere reuses it."""
+    from unittest import mock
+
+    from vgps.data import loader
+    d = copy_tiny(tmp_path, "bridge_tiny")
+    listing = lambda: sorted((p.relative_to(d.parent).as_posix(), p.stat().st_mtime_ns)
+                             for p in [d.parent, *d.parent.rglob("*")])
+    before = listing()
+    fresh = loader.dataset_statistics(d)
+    assert listing() == before
+    f = loader.statistics_cache_path(d, "train", loader.data_fingerprint(d))
+    assert f == (tmp_path / "artifacts" / "_cache" / "statistics" /
+                 f"bridge_tiny-1.0.0-{loader.data_fingerprint(d)}-train.json")
+    assert f.exists() and [p.name for p in f.parent.iterdir()] == [f.name]
+    twin = copy_tiny(tmp_path / "elsewhere", "bridge_tiny")    # same files, names, mtimes
+    assert loader.data_fingerprint(twin) == loader.data_fingerprint(d)
+    with mock.patch.object(loader, "iter_indexed_episodes",
+                           side_effect=AssertionError("refitted instead of using the cache")):
+        assert loader.dataset_statistics(twin)["action"] == fresh["action"]
+    val = loader.dataset_statistics(d, split="val")            # another split: its own file
+    assert val["split"] == "val" and f.exists() and len(list(f.parent.iterdir())) == 2
+    assert listing() == before
 
 
 def test_fit_statistics_rebuilds_a_truncated_cache(tmp_path):

@@ -14,8 +14,19 @@ TEST_DATA = REPO / "tests" / "data"
 
 def artifacts_dir(profile: str, *parts: str) -> Path:
     """``artifacts/<profile>/<parts...>`` (created). Override the root with ``$VGPS_ARTIFACTS``."""
-    root = Path(os.environ.get("VGPS_ARTIFACTS", REPO / "artifacts"))
-    p = root.joinpath(profile, *parts)
+    p = _artifacts_root().joinpath(profile, *parts)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _artifacts_root() -> Path:
+    return Path(os.environ.get("VGPS_ARTIFACTS", REPO / "artifacts"))
+
+
+def cache_dir(*parts: str) -> Path:
+    """``artifacts/_cache/<parts...>`` (created): caches shared by all profiles, keyed by what
+    they were computed from (e.g. per-dataset statistics by the data fingerprint)."""
+    p = _artifacts_root().joinpath("_cache", *parts)
     p.mkdir(parents=True, exist_ok=True)
     return p
 

@@ -1,8 +1,8 @@
 """``load_training_data``: the one entry point the critic and BC trainers call.
 
-It resolves the datasets, fits (or reads the cached) per-dataset ``dataset_statistics.json``,
-pools them into ONE action normalizer (and one state normalizer) for the mixture, embeds every
-instruction once, and returns a :class:`TrainingData` whose ``sample(step)`` gives batches in the
+It resolves the datasets, fits (or reads the cached, under ``artifacts/_cache/statistics/``)
+per-dataset statistics, pools them into ONE action normalizer (and one state normalizer) for the
+mixture, embeds every instruction once, and returns a :class:`TrainingData` whose ``sample(step)`` gives batches in the
 docs/design.md format from either backend:
 
 - ``"memory"``: :class:`vgps.data.memory.MixtureSampler` (random access: batch ``step`` depends
@@ -28,31 +28,47 @@ from vgps.data.rlds import describe, iter_episodes, iter_indexed_episodes
 
 
 def dataset_files(root) -> list[tuple[str, int, int]]:
-    """``(relative path, size, mtime_ns)`` of every file under a dataset directory, sorted; the
-    statistics cache that loaders write beside the data is not part of the dataset."""
+    """``(relative path, size, mtime_ns)`` of every file under a dataset directory, sorted (a
+    ``dataset_statistics.json`` that older versions wrote beside the data is not part of it)."""
     root = Path(root)
     return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
                   for p in root.rglob("*") if p.is_file() and p.name != STATS_FILE)
 
 
 def data_fingerprint(d: Path) -> str:
-    """SHA-256 of :func:`dataset_files` (with mtimes): it changes whenever the data are rewritten
-    (e.g. a regenerated dataset)."""
-    return hashlib.sha256(json.dumps(dataset_files(d)).encode()).hexdigest()[:16]
+    """SHA-256 of :func:`dataset_files` (with mtimes) and the bytes of the dataset's small JSON
+    metadata files (``dataset_info.json``, ``features.json``): it changes whenever the data are
+    rewritten (e.g. a regenerated dataset), and does not depend on where the dataset lives."""
+    d = Path(d)
+    h = hashlib.sha256(json.dumps(dataset_files(d)).encode())
+    for rel, _, _ in dataset_files(d):
+        if rel.endswith(".json"):
+            h.update(hashlib.sha256((d / rel).read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def statistics_cache_path(d: Path, split: str, fingerprint: str) -> Path:
+    """``artifacts/_cache/statistics/<dataset>-<version>-<fingerprint>-<split>.json``: where
+    :func:`dataset_statistics` caches a split's statistics. Never inside the dataset directory,
+    which may be read-only or someone else's (the real Bridge episodes under ``../shared``)."""
+    from vgps.paths import cache_dir
+    d = Path(d)
+    return cache_dir("statistics") / f"{d.parent.name}-{d.name}-{fingerprint}-{split}.json"
 
 
 def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
-    """Per-dataset statistics, computed once (images not decoded) and cached beside the data.
+    """Per-dataset statistics, computed once (images not decoded) and cached under the artifacts
+    directory (:func:`statistics_cache_path`); nothing is written into the dataset directory.
 
-    The cache records the data's :func:`data_fingerprint` and is refitted when it no longer
-    matches, so statistics never outlive the data they were fitted on.
-    Returns {action: ActionNormalizer, state: StateNormalizer|None, instructions: [str],
-    num_transitions, num_episodes, layout}.
+    The cache is keyed by the data's :func:`data_fingerprint` (and records it), so statistics
+    never outlive the data they were fitted on; an unreadable (e.g. truncated) cache file is
+    rebuilt with a warning. Returns {action: ActionNormalizer, state: StateNormalizer|None,
+    instructions: [str], num_transitions, num_episodes, layout}.
     """
     info = describe(path)
     d = info["dir"]
-    f = d / STATS_FILE
     fingerprint = data_fingerprint(d)
+    f = statistics_cache_path(d, split, fingerprint)
     if not refit:
         cached = _read_cached(f, split, fingerprint, info["layout"])
         if cached is not None:
@@ -75,10 +91,11 @@ def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
         s = StateNormalizer.fit(np.concatenate(states))
     extra = {"split": split, "instructions": sorted(instr), "num_episodes": n_ep,
              "num_transitions": int(sum(len(x) for x in acts))}
-    try:
+    try:       # atomic (temporary file, then rename): a kill never leaves half a cache file
         save_statistics(f, a, s, {**extra, "fingerprint": fingerprint})
-    except OSError:
-        pass  # read-only dataset directory: recomputed next time
+    except OSError as e:
+        warnings.warn(f"{f}: cannot cache the statistics of {d} ({e}); recomputed next time",
+                      stacklevel=2)
     return {"action": a, "state": s, "layout": info["layout"], **extra}
 
 

@@ -1,7 +1,8 @@
 """Mean/std normalizers for actions and states, saved as ``dataset_statistics.json``.
 
-One object per dataset (or per mixture) is fitted once, saved beside the dataset and inside each
-critic checkpoint, and used unchanged at training and at evaluation time. Dimensions where
+One object per dataset (or per mixture) is fitted once, cached under the artifacts directory
+(``vgps.data.loader.dataset_statistics``, never inside the dataset) and saved inside each critic
+checkpoint, and used unchanged at training and at evaluation time. Dimensions where
 ``mask`` is False (the gripper, action dim 6) pass through untouched.
 """
 from __future__ import annotations
@@ -143,8 +144,8 @@ def fit_statistics(episodes, cache_dir: str | Path | None = None, refit: bool = 
                    ) -> tuple[ActionNormalizer, StateNormalizer | None]:
     """Fit on all steps of ``episodes`` (an iterable of episode dicts), or load the cached JSON.
 
-    With ``cache_dir`` (the dataset directory) the result is saved there the first time and read
-    back afterwards, so it is computed once per dataset.
+    With ``cache_dir`` (a directory of the caller's, e.g. under ``artifacts/``; not a dataset
+    directory) the result is saved there the first time and read back afterwards.
     """
     if cache_dir is not None and not refit and (Path(cache_dir) / STATS_FILE).exists():
         try:
@@ -167,7 +168,7 @@ def fit_statistics(episodes, cache_dir: str | Path | None = None, refit: bool = 
         try:
             save_statistics(Path(cache_dir) / STATS_FILE, a, s,
                             {"num_transitions": int(sum(len(x) for x in acts))})
-        except OSError:      # read-only dataset (e.g. a shared copy): recompute next time
+        except OSError:      # read-only cache directory: recompute next time
             pass
     return a, s
 
