@@ -14,6 +14,7 @@ from vgps.agents import NonFiniteLossError, StepSampler, load_critic, train
 from vgps.agents.checkpoint import CheckpointError, list_checkpoints
 from vgps.agents.synthetic import random_transitions
 from vgps.config import CriticConfig
+from vgps.data.normalize import ActionNormalizer
 
 TINY = CriticConfig(hidden_dims=(32, 32), encoder_dims=(32,), behavior_hidden_dims=(32,),
                     batch_size=16, num_steps=12, behavior_steps=4, log_every=4,
@@ -21,17 +22,8 @@ TINY = CriticConfig(hidden_dims=(32, 32), encoder_dims=(32,), behavior_hidden_di
 DATA = random_transitions(400, state_dim=6, language_dim=512)
 
 
-class _Norm:
-    """Stand-in action normalizer (scale by 2)."""
-    def normalize(self, a):
-        return np.asarray(a) / 2.0
-
-    def to_dict(self):
-        return {}
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls()
+# action normalizer that halves every dim (gripper included), so scores are easy to check by hand
+NORM = ActionNormalizer(np.zeros(7), np.full(7, 2.0), np.ones(7, bool))
 
 
 def _leaves(state):
@@ -41,15 +33,15 @@ def _leaves(state):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("full")
-    return train(TINY, StepSampler(DATA, 16, seed=3), d, normalizer=_Norm(), progress=False)
+    return train(TINY, StepSampler(DATA, 16, seed=3), d, normalizer=NORM, progress=False)
 
 
 def test_kill_and_resume_is_identical(full_run, tmp_path):
     sampler = StepSampler(DATA, 16, seed=3)
-    part = train(TINY, sampler, tmp_path, normalizer=_Norm(), stop_after=7, progress=False)
+    part = train(TINY, sampler, tmp_path, normalizer=NORM, stop_after=7, progress=False)
     assert int(part.state["step"]) == 7
     del part                                      # "kill": only the files on disk survive
-    resumed = train(TINY, sampler, tmp_path, normalizer=_Norm(), progress=False)
+    resumed = train(TINY, sampler, tmp_path, normalizer=NORM, progress=False)
     for a, b in zip(_leaves(full_run.state), _leaves(resumed.state)):
         np.testing.assert_array_equal(a, b)
     assert [r["step"] for r in resumed.metrics] == [r["step"] for r in full_run.metrics]
@@ -61,6 +53,7 @@ def test_metrics_logged_and_critic_loads(full_run):
     assert (d / "metrics_behavior.csv").exists()
     critic = load_critic(d)
     assert critic.obs_modality == "state" and critic.num_qs == 2
+    assert type(critic.normalizer) is ActionNormalizer and critic.normalizer == NORM
     obs = {"state": DATA["observations"]["state"][:3]}
     raw = np.random.default_rng(0).uniform(-1, 1, (3, 4, 7)).astype(np.float32)
     s = critic.score(obs, DATA["language"][:3], raw)

@@ -275,6 +275,57 @@ def test_old_meta_with_known_class_names_still_loads(tmp_path):
                             "one of ['action', 'generic', 'state']")
 
 
+@pytest.mark.parametrize("entry", ["normalizer", "state_normalizer"])
+@pytest.mark.parametrize("cls_path", ["vgps_import_probe.Boom", "os.system",
+                                      "vgps.data.normalize.pool", "ActionNormalizer"])
+def test_unknown_class_in_meta_is_refused_without_importing(tmp_path, monkeypatch, entry,
+                                                            cls_path):
+    """Item 6: a module path in ``"__class__"`` used to be imported (any importable module ran);
+    now only our own normalizer classes are accepted, by name, and nothing is imported."""
+    from vgps.agents import checkpoint as ckpt
+    from vgps.agents import load_critic
+    probe = tmp_path / "imported"
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "vgps_import_probe.py").write_text(
+        f"import pathlib\npathlib.Path({str(probe)!r}).write_text('ran')\nBoom = dict\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    d = _run_dir(tmp_path / "run", _cfg(), normalizer=_norm())
+    meta = json.loads((d / "meta.json").read_text())
+    dim = 7 if entry == "normalizer" else 6
+    meta[entry] = {"__class__": cls_path, **ActionNormalizer(np.zeros(dim), np.ones(dim)).to_dict()}
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ckpt.CheckpointError) as e:
+        load_critic(d)
+    assert str(e.value).startswith(f"{d / 'meta.json'}: {entry}: refusing \"__class__\": "
+                                   f"{cls_path!r}; only these normalizer classes are accepted")
+    assert "vgps.data.normalize.ActionNormalizer" in str(e.value)
+    assert not probe.exists()                             # the named module never ran
+
+
+def test_normalizer_record_without_a_type_tag_is_refused(tmp_path):
+    from vgps.agents import checkpoint as ckpt
+    from vgps.agents import load_critic
+    d = _run_dir(tmp_path / "run", _cfg(), normalizer=_norm())
+    meta = json.loads((d / "meta.json").read_text())
+    meta["normalizer"] = {"mean": [0.0] * 7, "std": [1.0] * 7}
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(
+            f"{d / 'meta.json'}: normalizer: normalizer record without a \"kind\" (keys "
+            "['mean', 'std'])")):
+        load_critic(d)
+
+
+def test_only_our_normalizers_can_be_written_into_meta():
+    from vgps.agents import checkpoint as ckpt
+
+    class Custom:
+        def to_dict(self):
+            return {"scale": 2}
+    with pytest.raises(TypeError, match="cannot serialise Custom into a checkpoint"):
+        ckpt.to_jsonable({"normalizer": Custom()})
+    assert "__class__" not in json.dumps(ckpt.to_jsonable({"n": _norm(), "c": _cfg()}))
+
+
 def _mismatch(cfg, good_dim, bad_dim):
     """(parameter name, checkpoint shape, config shape) of the first differing parameter."""
     from flax import traverse_util

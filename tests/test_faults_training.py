@@ -18,6 +18,7 @@ from vgps.agents import NonFiniteLossError, StepSampler, train
 from vgps.agents.checkpoint import CheckpointError, list_checkpoints
 from vgps.agents.synthetic import random_transitions
 from vgps.config import CriticConfig
+from vgps.data.normalize import ActionNormalizer
 
 train_mod = importlib.import_module("vgps.agents.train")   # the module (vgps.agents.train is the function)
 
@@ -69,17 +70,11 @@ def test_resume_with_other_config_is_refused_naming_fields_and_meta_untouched(fu
 
 
 def test_resume_with_other_normalizer_is_refused(tmp_path):
-    class Half:
-        def normalize(self, a):
-            return np.asarray(a) / 2.0
-
-        def to_dict(self):
-            return {"scale": 0.5}
-
+    half = ActionNormalizer(np.zeros(7), np.full(7, 2.0), np.ones(7, bool))
     train(TINY, _sampler(), tmp_path, stop_after=4, progress=False)
-    with pytest.raises(ValueError, match=r"normalizer: null \(on disk\) vs \{.*\"scale\": 0\.5\} "
-                                         r"\(requested\)"):
-        train(TINY, _sampler(), tmp_path, normalizer=Half(), progress=False)
+    with pytest.raises(ValueError, match=r"normalizer: null \(on disk\) vs \{\"kind\": \"action\", "
+                                         r"\"mask\": \[true, .*\"std\": \[2\.0, .*\(requested\)"):
+        train(TINY, _sampler(), tmp_path, normalizer=half, progress=False)
     assert json.loads((tmp_path / "meta.json").read_text())["normalizer"] is None
 
 

@@ -48,7 +48,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def to_jsonable(obj):
-    """numpy / dataclass / normalizer objects -> JSON-serialisable values."""
+    """numpy / dataclass / normalizer objects -> JSON-serialisable values. A normalizer becomes
+    plain arrays with a type tag (``{kind, mean, std, mask}``); no class or module name is ever
+    written, so loading imports nothing named by the file."""
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (np.floating, np.integer)):
@@ -61,44 +63,44 @@ def to_jsonable(obj):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Normalizer):
         return to_jsonable(obj.to_dict())
-    if hasattr(obj, "to_dict"):
-        return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
-                **to_jsonable(obj.to_dict())}
-    if dataclasses.is_dataclass(obj):
-        return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
-                **to_jsonable(dataclasses.asdict(obj))}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
     raise TypeError(f"cannot serialise {type(obj).__name__} into a checkpoint")
 
 
 def from_jsonable_normalizer(d, where: str = "meta.json"):
-    """Rebuild a normalizer saved by :func:`to_jsonable`: ``{kind, mean, std, mask}`` (or, in
-    older files, the same with a ``"__class__"`` naming a class of :mod:`vgps.data.normalize`).
-    ``where`` names the file in errors."""
+    """Rebuild a normalizer saved by :func:`to_jsonable`: ``{kind, mean, std, mask}``, rebuilt
+    by its ``kind`` (:data:`NORMALIZER_KINDS`). Older files name the class in ``"__class__"``
+    instead; only the names in :data:`LEGACY_NORMALIZER_CLASSES` are accepted and nothing is
+    ever imported by name (any other ``"__class__"`` is a :class:`CheckpointError`). ``where``
+    names the file (and entry) in errors."""
     if d is None:
         return None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where}: expected a normalizer record {{kind, mean, std, mask}}, "
+                              f"got {type(d).__name__} {str(d)[:80]!r}")
     d = dict(d)
     cls_path = d.pop("__class__", None)
-    cls = (LEGACY_NORMALIZER_CLASSES.get(cls_path) if cls_path is not None
-           else NORMALIZER_KINDS.get(d.get("kind")) if "kind" in d else None)
-    if cls is not None:
-        try:
-            return cls.from_dict(d)
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{where}: malformed {cls.__name__} "
-                                  f"({type(e).__name__}: {e})") from e
-    if "kind" in d and cls_path is None:
-        raise CheckpointError(f"{where}: unknown normalizer kind {d['kind']!r}; expected one of "
+    if cls_path is not None:
+        cls = LEGACY_NORMALIZER_CLASSES.get(cls_path)
+        if cls is None:
+            raise CheckpointError(f"{where}: refusing \"__class__\": {str(cls_path)[:200]!r}; "
+                                  "only these normalizer classes are accepted (nothing is imported "
+                                  f"by name): {sorted(LEGACY_NORMALIZER_CLASSES)}")
+    elif "kind" in d:
+        cls = NORMALIZER_KINDS.get(d["kind"])
+        if cls is None:
+            raise CheckpointError(f"{where}: unknown normalizer kind {d['kind']!r}; expected one "
+                                  f"of {sorted(NORMALIZER_KINDS)}")
+    else:
+        raise CheckpointError(f"{where}: normalizer record without a \"kind\" (keys "
+                              f"{sorted(d)}); expected {{kind, mean, std, mask}} with kind one of "
                               f"{sorted(NORMALIZER_KINDS)}")
-    if cls_path is None:
-        return d
-    mod, _, name = cls_path.rpartition(".")
-    import importlib
-    cls = getattr(importlib.import_module(mod), name)
-    if hasattr(cls, "from_dict"):
+    try:
         return cls.from_dict(d)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    return cls(**{k: (np.asarray(v, np.float32) if isinstance(v, list) else v)
-                  for k, v in d.items() if k in fields})
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: malformed {cls.__name__} "
+                              f"({type(e).__name__}: {e})") from e
 
 
 def save_meta(run_dir: Path, meta: dict) -> None:

@@ -13,14 +13,6 @@ from vgps.config import CriticConfig
 from vgps.nets.critic import CriticNet
 
 
-def _apply_norm(normalizer, x):
-    if normalizer is None:
-        return x
-    if hasattr(normalizer, "normalize"):
-        return normalizer.normalize(x)
-    return (x - np.asarray(normalizer["mean"])) / np.asarray(normalizer["std"])
-
-
 class Critic:
     """Q(s, a, l) with its action normalizer.
 
@@ -45,7 +37,9 @@ class Critic:
             raise KeyError(f"{self.obs_modality} critic needs observations[{key!r}]")
         x = np.asarray(observations[key])
         if key == "state":
-            x = np.asarray(_apply_norm(self.state_normalizer, x.astype(np.float32)), np.float32)
+            x = x.astype(np.float32)
+            if self.state_normalizer is not None:
+                x = np.asarray(self.state_normalizer.normalize(x), np.float32)
         return {key: x}
 
     def _check_lang(self, language):
