@@ -196,6 +196,62 @@ def test_resume_refuses_a_bad_metrics_line_before_the_last(tmp_path):
         train(TINY, _sampler(), tmp_path, progress=False)
 
 
+def test_load_metrics_drops_a_cut_last_line_with_warning(tmp_path):
+    """An old metrics.jsonl (written before writes were atomic) whose last line was cut: the
+    notebooks' runs.load_metrics returns the whole rows and warns, instead of crashing."""
+    from vgps.agents.runs import load_metrics
+    train(TINY, _sampler(), tmp_path, stop_after=8, progress=False)
+    log = tmp_path / "metrics.jsonl"
+    text = log.read_text()
+    log.write_text(text[:text.index("\n") + 1 + 30])          # row 4 whole, row 8 cut
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{log}: dropping truncated last line 2")):
+        rows = load_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [4]
+    first, second = text.splitlines()
+    log.write_text(first[:20] + "\n" + second + "\n")          # damage before the last line
+    with pytest.raises(CheckpointError, match=re.escape(f"{log} line 1 is not valid JSON")):
+        load_metrics(tmp_path)
+    assert load_metrics(tmp_path / "nothing_here") == []
+
+
+# ------------------------------------------------------------------ 3b. resume=False, stale files
+def test_fresh_run_refuses_a_directory_with_an_earlier_longer_run(tmp_path):
+    """resume=False in a run dir holding a longer earlier run: its higher-step checkpoints would
+    outlive the new run's in the rotation (and a later resume would pick them up), its
+    critic.msgpack would be loaded with the new meta.json. Refused, naming what to delete;
+    nothing is touched."""
+    longer = dataclasses.replace(TINY, num_steps=20)
+    train(longer, _sampler(), tmp_path, progress=False)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert _ckpt_names(tmp_path) == ["step_00000020.msgpack", "step_00000024.msgpack"]
+    with pytest.raises(ValueError) as ei:
+        train(TINY, _sampler(), tmp_path, resume=False, progress=False)
+    msg = str(ei.value)
+    assert msg.startswith(f"{tmp_path} holds files of an earlier run (checkpoints/step_00000020"
+                          ".msgpack, checkpoints/step_00000024.msgpack, critic.msgpack, "
+                          "metrics.jsonl, metrics_behavior.csv, metrics_critic.csv); "
+                          "resume=False would mix them with the new run's")
+    assert f"delete {tmp_path / 'checkpoints'}, {tmp_path / 'critic.msgpack'}" in msg
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before                                    # meta.json included
+    # after deleting what the message names, a fresh run is the same as one in a new directory
+    import shutil
+    shutil.rmtree(tmp_path / "checkpoints")
+    for p in [tmp_path / "critic.msgpack", *tmp_path.glob("metrics*")]:
+        p.unlink()
+    fresh = train(TINY, _sampler(), tmp_path, resume=False, progress=False)
+    _assert_same_run(train(TINY, _sampler(), tmp_path / "new", progress=False), fresh)
+    assert _ckpt_names(tmp_path) == ["step_00000015.msgpack", "step_00000016.msgpack"]
+
+
+def test_fresh_run_in_an_empty_or_meta_only_directory_is_allowed(full_run, tmp_path):
+    train(TINY, _sampler(), tmp_path / "empty", resume=False, progress=False)
+    (tmp_path / "meta_only").mkdir()
+    (tmp_path / "meta_only" / "meta.json").write_text((full_run.run_dir / "meta.json").read_text())
+    _assert_same_run(full_run, train(TINY, _sampler(), tmp_path / "meta_only", resume=False,
+                                     progress=False))
+
+
 # ------------------------------------------------------------------ 4. damaged newest checkpoint
 def _truncate(path):
     data = path.read_bytes()

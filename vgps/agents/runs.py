@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vgps.agents import checkpoint as ckpt
 from vgps.agents.critic import load_critic
-from vgps.agents.train import train
+from vgps.agents.train import read_metrics, train
 
 
 # name -> (what it is, CriticConfig changes, DataConfig changes) relative to the profile's own
@@ -66,8 +66,9 @@ def saved_key(run_dir) -> str:
 
 
 def load_metrics(run_dir) -> list[dict]:
-    p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    """Rows of ``run_dir/metrics.jsonl``; a cut last line is dropped with a warning
+    (:func:`vgps.agents.train.read_metrics`)."""
+    return read_metrics(run_dir)
 
 
 def train_cached(cfg, data, run_dir, *, progress: bool = True):

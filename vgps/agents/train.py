@@ -11,8 +11,10 @@ Exact resume: the state holds the PRNG key and step, and ``data.sample(step)`` (
 run bit for bit. A non-finite loss stops training with :class:`NonFiniteLossError` naming the
 step, and so do non-finite parameters found before a checkpoint is written: no checkpoint on disk
 holds a NaN/inf, so the last one stays good. A run directory is only resumed with the config it
-was started with; a damaged newest checkpoint falls back to the newest intact one; the metrics
-files are written atomically and a cut last line of ``metrics.jsonl`` is dropped on resume.
+was started with, and ``resume=False`` refuses a directory holding an earlier run's checkpoints,
+critic or metrics (it would mix them with its own); a damaged newest checkpoint falls back to the
+newest intact one; the metrics files are written atomically and a cut last line of
+``metrics.jsonl`` is dropped (with a warning) on resume and by :func:`read_metrics`.
 """
 from __future__ import annotations
 
@@ -105,10 +107,12 @@ def _phase_at(agent, step):
     return None, start
 
 
-def _load_log(run_dir: Path, upto: int) -> list[dict]:
-    """Rows of ``metrics.jsonl`` up to step ``upto``. A last line that is not valid JSON (cut by
-    a kill or a full disk) is dropped with a warning; a bad line before it is an error."""
-    p = run_dir / "metrics.jsonl"
+def read_metrics(run_dir) -> list[dict]:
+    """Rows of ``run_dir/metrics.jsonl`` (``[]`` if there is none). A last line that is not valid
+    JSON (cut by a kill or a full disk, e.g. in files written before writes were atomic) is
+    dropped with a warning naming the file and line; a bad line before it is a
+    :class:`~vgps.agents.checkpoint.CheckpointError`."""
+    p = Path(run_dir) / "metrics.jsonl"
     if not p.exists():
         return []
     lines = [(i, l) for i, l in enumerate(p.read_text().splitlines(), 1) if l.strip()]
@@ -121,7 +125,21 @@ def _load_log(run_dir: Path, upto: int) -> list[dict]:
                 raise ckpt.CheckpointError(f"{p} line {i} is not valid JSON: {e}") from e
             warnings.warn(f"{p}: dropping truncated last line {i} ({line[:60]!r})",
                           RuntimeWarning, stacklevel=3)
-    return [r for r in rows if r["step"] <= upto]
+    return rows
+
+
+def _load_log(run_dir: Path, upto: int) -> list[dict]:
+    """:func:`read_metrics` rows up to step ``upto`` (the checkpoint resumed from)."""
+    return [r for r in read_metrics(run_dir) if r["step"] <= upto]
+
+
+def _stale_outputs(run_dir: Path) -> list[Path]:
+    """Files an earlier run left in ``run_dir`` that a fresh (``resume=False``) run would mix
+    with its own: checkpoints (the rotation keeps the highest steps, so a longer earlier run's
+    would outlive the new run's), ``critic.msgpack`` and the metrics logs."""
+    return [*ckpt.list_checkpoints(run_dir),
+            *[p for p in [run_dir / "critic.msgpack", run_dir / "metrics.jsonl"] if p.exists()],
+            *sorted(run_dir.glob("metrics_*.csv"))]
 
 
 def _write_logs(run_dir: Path, rows: list[dict]) -> None:
@@ -210,6 +228,16 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
             "obs_spec": {k: {"shape": list(v.shape[1:]), "dtype": str(v.dtype)}
                          for k, v in example["observations"].items()},
             "normalizer": normalizer, "state_normalizer": state_normalizer, **(extra_meta or {})}
+    if not resume:
+        stale = _stale_outputs(run_dir)
+        if stale:
+            names = ", ".join(str(p.relative_to(run_dir)) for p in stale[:6])
+            more = f" and {len(stale) - 6} more" if len(stale) > 6 else ""
+            raise ValueError(
+                f"{run_dir} holds files of an earlier run ({names}{more}); resume=False would mix "
+                f"them with the new run's. Use a new run directory, or delete "
+                f"{run_dir / 'checkpoints'}, {run_dir / 'critic.msgpack'} and "
+                f"{run_dir / 'metrics*'} to start over")
     existing = ckpt.list_checkpoints(run_dir) if resume else []
     if existing and (run_dir / "meta.json").exists():
         diff = _resume_differences(ckpt.load_meta(run_dir), meta)
