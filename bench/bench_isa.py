@@ -47,10 +47,10 @@ def _workload(name: str) -> float:
         obs = {"state": np.repeat(obs["state"], 16, 0)}
         agent = ValueGuidedPolicy(policy, critic, K=10, beta=1.0, language_encoder=_enc())
         instr = ["put eggplant into yellow basket"] * 16
-        agent.act(obs, instr, jax.random.PRNGKey(0))
+        agent.act(obs, instr, jax.random.split(jax.random.PRNGKey(0), 16))   # one key per row
         t0 = time.perf_counter()
         for i in range(20):
-            agent.act(obs, instr, jax.random.PRNGKey(i))
+            agent.act(obs, instr, jax.random.split(jax.random.PRNGKey(i), 16))
         return (time.perf_counter() - t0) / 20
     raise ValueError(name)
 

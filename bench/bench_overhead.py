@@ -97,14 +97,14 @@ def measure(modality: str, reps: int = 15) -> pd.DataFrame:
     for k in KS:                              # the policy's own cost of K proposals, no critic
         agents[("policy K samples, no critic", k)] = ValueGuidedPolicy(policy, K=k, mode="random_select")
     times = {key: [] for key in agents}
-    key0 = jax.random.PRNGKey(0)
+    key0 = jax.random.PRNGKey(0)[None]                         # one key per row (B = 1)
     for a in agents.values():                                  # compile
         a.act(obs, instr, key0)
         a.act(obs, instr, key0)
     for r in range(reps):                                      # interleaved: same machine load
         for key, a in agents.items():
             t0 = time.perf_counter()
-            a.act(obs, instr, jax.random.fold_in(key0, r))
+            a.act(obs, instr, jax.random.fold_in(key0[0], r)[None])
             times[key].append(time.perf_counter() - t0)
     base = float(np.median(times[("base", 1)]))
     sampling = {k: float(np.median(times[("policy K samples, no critic", k)])) for k in KS}

@@ -7,6 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vgps.policies.base import row_keys
+
+
+def keys(seed: int, b: int) -> jax.Array:
+    """``b`` PRNG keys, one per row, as the policy protocol takes them."""
+    return jax.random.split(jax.random.PRNGKey(seed), b)
+
 
 class HashEncoder:
     """``encode(list[str]) -> [N, D]`` deterministic from a hash of the text; counts calls."""
@@ -77,10 +84,16 @@ class GaussPolicy:
         pass
 
     def sample_actions(self, observations, instructions, num_samples, rng):
-        b = np.shape(observations["state"])[0]
-        r1, r2 = jax.random.split(rng)
-        a = 0.01 + 0.02 * np.asarray(jax.random.normal(r1, (b, num_samples, self.action_dim)))
-        a[..., -1] = np.asarray(jax.random.bernoulli(r2, 0.5, (b, num_samples)), np.float32)
+        """``rng``: one key per row; row i's samples come from key i alone."""
+        keys = row_keys(rng, np.shape(observations["state"])[0], self.name)
+
+        def row(key):
+            r1, r2 = jax.random.split(key)
+            return (jax.random.normal(r1, (num_samples, self.action_dim)),
+                    jax.random.bernoulli(r2, 0.5, (num_samples,)))
+        noise, grip = jax.vmap(row)(keys)
+        a = 0.01 + 0.02 * np.asarray(noise)
+        a[..., -1] = np.asarray(grip, np.float32)
         if self.nan:
             a[0, 0, 0] = np.nan
         return a.astype(np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests._steer_fakes import HashEncoder
+from tests._steer_fakes import HashEncoder, keys
 from vgps.agents import StepSampler, train
 from vgps.agents.synthetic import random_transitions
 from vgps.config import CriticConfig, get_profile
@@ -82,20 +82,22 @@ def test_actor_is_a_policy_with_raw_scale_actions(runs, name):
     actor = ab.load_actor(runs[name], enc)
     assert isinstance(actor, Policy)
     obs = {"state": DATA["observations"]["state"][:3]}
-    a = actor.sample_actions(obs, ["pick x", "pick y", "pick x"], 4, jax.random.PRNGKey(0))
+    a = actor.sample_actions(obs, ["pick x", "pick y", "pick x"], 4, keys(0, 3))
     assert a.shape == (3, 4, 7) and a.dtype == np.float32 and np.isfinite(a).all()
     assert np.allclose(a[:, 0], a[:, 3])                       # deterministic mode
     # unnormalised with the run's action normalizer: bound·tanh lies in [-3, 3] before it
     z = actor.normalizer.normalize(a)
     assert np.all(np.abs(z[..., :6]) <= actor.cfg.action_bound + 1e-4)
     assert enc.calls == 1                                       # instructions embedded once
-    actor.sample_actions(obs, ["pick x", "pick y", "pick x"], 2, jax.random.PRNGKey(1))
+    actor.sample_actions(obs, ["pick x", "pick y", "pick x"], 2, keys(1, 3))
     assert enc.calls == 1
     s = ab.load_actor(runs[name], enc, deterministic=False)
-    b = s.sample_actions(obs, ["pick x"] * 3, 4, jax.random.PRNGKey(0))
+    b = s.sample_actions(obs, ["pick x"] * 3, 4, keys(0, 3))
     assert not np.allclose(b[:, 0], b[:, 1])
+    one = s.sample_actions({"state": obs["state"][2:]}, ["pick x"], 4, keys(0, 3)[2:])
+    np.testing.assert_array_equal(one[0], b[2])                # row 2 from its own key alone
     with pytest.raises(ValueError, match="instructions"):
-        actor.sample_actions(obs, ["pick x"], 1, jax.random.PRNGKey(0))
+        actor.sample_actions(obs, ["pick x"], 1, keys(0, 1))
 
 
 def test_load_actor_refuses_unfinished_runs(tmp_path):
@@ -124,7 +126,7 @@ def test_finetune_starts_from_the_policy_and_keeps_its_statistics():
     assert any(moved)
     again, _ = ab.finetune_bc(base, shifted, 4, 16, 1e-3, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ft.params), jax.tree.leaves(again.params)))
-    out = ft.sample_actions({"state": data.state[:2]}, ["a", "b"], 3, jax.random.PRNGKey(0))
+    out = ft.sample_actions({"state": data.state[:2]}, ["a", "b"], 3, keys(0, 2))
     assert out.shape == (2, 3, 7)
 
 

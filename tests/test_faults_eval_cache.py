@@ -1,7 +1,6 @@
 """Per-episode evaluation cache under faults (issue 15, item 1): SIGKILL mid-run, two writer
-processes on one file, invalid rows in the store, a legacy CSV cut mid-line."""
+processes on one file, invalid rows in the store, a legacy CSV (refused: other random numbers)."""
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,8 +13,8 @@ import pandas as pd
 import pytest
 
 from tests.test_eval_harness import ToyEnv, _agent
-from vgps.eval.harness import (KEY_COLUMNS, RESULT_COLUMNS, CacheRowWarning, Evaluator, RunConfig,
-                               episode_seed)
+from vgps.eval.harness import (KEY_COLUMNS, RESULT_COLUMNS, CacheProtocolError, CacheRowWarning,
+                               Evaluator, RunConfig, episode_seed)
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = RunConfig("gauss")
@@ -160,32 +159,16 @@ def test_invalid_row_in_the_store_is_recomputed_and_named(tmp_path):
 
 
 @pytest.mark.parametrize("given", [".csv", ".sqlite"])
-def test_legacy_csv_with_a_cut_last_line_is_imported_once(tmp_path, given):
-    made = []
-    agent = lambda c: made.append(c) or _agent(c)              # noqa: E731
-    first = Evaluator(lambda t: ToyEnv(), agent, tmp_path / "fresh.sqlite", num_envs=4,
+def test_legacy_csv_is_refused_not_imported(tmp_path, given):
+    """A legacy CSV cache (written before the per-episode RNG, issue 15 item 2: protocol 1) beside
+    the store is refused, naming it; it is not imported, not modified, and no store is made."""
+    first = Evaluator(lambda t: ToyEnv(), _agent, tmp_path / "fresh.sqlite", num_envs=4,
                       verbose=False).run(CFG, ["t1"], [0, 1], episodes=3)
     legacy = tmp_path / "abl-0123456789.csv"                   # written as the old cache wrote it
     first.sort_values(KEY_COLUMNS, kind="stable").to_csv(legacy, index=False, lineterminator="\n")
     text = legacy.read_text()
-    start = text.rindex("\n", 0, len(text) - 1) + 1            # last line: seed 1, episode 2
-    cut = start + text[start:].index(",False,") + len(",Fa")   # ...,env_seed,Fa  (SIGKILL mid-line)
-    legacy.write_text(text[:cut])
+    legacy.write_text(text[:len(text) - 9])                    # cut mid-line, as by a SIGKILL
     before = legacy.read_bytes()
-    path = legacy.with_suffix(given)
-    with pytest.warns(CacheRowWarning) as rec:
-        ev = Evaluator(lambda t: ToyEnv(), agent, path, num_envs=4, verbose=False)
-    msgs = [str(w.message) for w in rec]
-    assert len(msgs) == 1 and "legacy CSV" in msgs[0] and "seed=1 episode=2" in msgs[0]
-    assert legacy.read_bytes() == before and legacy.with_suffix(".sqlite").exists()
-    pd.testing.assert_frame_equal(ev.df, first.iloc[:5].reset_index(drop=True))
-    with warnings.catch_warnings():                            # imported once: no second warning
-        warnings.simplefilter("error", CacheRowWarning)
-        ev2 = Evaluator(lambda t: ToyEnv(), agent, path, num_envs=4, verbose=False)
-    assert len(ev2.df) == 5
-    n = len(made)
-    again = ev2.run(CFG, ["t1"], [0, 1], episodes=3)           # seed 0 from the import, seed 1 rerun
-    assert len(made) == n + 1
-    pd.testing.assert_frame_equal(again.reset_index(drop=True), first.reset_index(drop=True))
-    assert len(_rows(legacy.with_suffix(".sqlite"))) == 6
-    assert os.path.getsize(legacy) == len(before)
+    with pytest.raises(CacheProtocolError, match=rf"legacy CSV cache {legacy}.* protocol 1 "):
+        Evaluator(lambda t: ToyEnv(), _agent, legacy.with_suffix(given), num_envs=4, verbose=False)
+    assert legacy.read_bytes() == before and not legacy.with_suffix(".sqlite").exists()

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests._steer_fakes import GaussPolicy, HashEncoder, QuadraticCritic
+from tests._steer_fakes import GaussPolicy, HashEncoder, QuadraticCritic, keys
 from tests.test_robot_logs import plain, steered
 from tests.test_steer import B, _obs, _vgp
 from vgps import robot_logs as rl
@@ -44,7 +44,7 @@ def _chunked(policy):
 def test_non_finite_inside_a_chunk_is_rejected(value):
     v = _chunked(Chunky(bad=(1, 2, 3, 4, value)))
     with pytest.raises(PolicyOutputError) as e:
-        v.act(_obs(), ["x"] * B, jax.random.PRNGKey(0))
+        v.act(_obs(), ["x"] * B, keys(0, B))
     assert str(e.value) == ("chunky.sample_chunks returned 1 non-finite values (NaN/Inf), "
                             "first at batch 1, sample 2, step 3, dim 4")
     assert isinstance(e.value, ValueError)
@@ -60,21 +60,21 @@ def test_nan_in_a_later_step_never_reaches_act_output():
     v = _chunked(Poisoned())
     with pytest.raises(PolicyOutputError, match=r"returned 15 non-finite values .* batch 0, sample 0, "
                                                 r"step 1, dim 0$"):
-        v.act(_obs(), ["x"] * B, jax.random.PRNGKey(0))
+        v.act(_obs(), ["x"] * B, keys(0, B))
 
 
 def test_chunk_shape_is_checked():
     v = _chunked(Chunky(shape=6))
     with pytest.raises(PolicyOutputError) as e:
-        v.act(_obs(), ["x"] * B, jax.random.PRNGKey(0))
+        v.act(_obs(), ["x"] * B, keys(0, B))
     assert str(e.value) == ("chunky.sample_chunks returned shape (3, 5, 4, 6), expected "
                             "[B, K, H, 7] with B=3, K=5, H >= 1")
 
 
 def test_finite_chunks_still_execute_open_loop():
     v = _chunked(Chunky())
-    a0, i0 = v.act(_obs(), ["x"] * B, jax.random.PRNGKey(0))
-    a3, i3 = [v.act(_obs(), ["x"] * B, jax.random.PRNGKey(t)) for t in (1, 2, 3)][-1]
+    a0, i0 = v.act(_obs(), ["x"] * B, keys(0, B))
+    a3, i3 = [v.act(_obs(), ["x"] * B, keys(t, B)) for t in (1, 2, 3)][-1]
     assert i0["replanned"] and not i3["replanned"]
     np.testing.assert_allclose(a3 - a0, 0.003, atol=1e-6)
 
@@ -84,14 +84,14 @@ def test_finite_chunks_still_execute_open_loop():
 def test_instructions_as_one_string_is_rejected(mode):
     v = _vgp(mode=mode, K=4)
     with pytest.raises(TypeError) as e:
-        v.act(_obs(2), "xy", jax.random.PRNGKey(0))
+        v.act(_obs(2), "xy", keys(0, 2))
     assert str(e.value) == ("instructions must be a list of strings, one per environment, got the "
                             "str 'xy'; for one environment pass ['xy']")
 
 
 def test_score_and_embed_reject_a_string():
     v = _vgp(K=4)
-    cand = GaussPolicy().sample_actions(_obs(), None, 4, jax.random.PRNGKey(0))
+    cand = GaussPolicy().sample_actions(_obs(), None, 4, keys(0, B))
     with pytest.raises(TypeError, match="got the str 'abc'"):
         v.score(_obs(), "abc", cand)
     with pytest.raises(TypeError, match="got the str 'abc'"):
@@ -118,7 +118,7 @@ def test_non_integer_K_is_rejected(k):
 def test_integer_K_accepted(k):
     v = _vgp(K=k)
     assert v.K == 3 and type(v.K) is int
-    assert v.act(_obs(), ["x"] * B, jax.random.PRNGKey(0))[1]["candidates"].shape == (B, 3, 7)
+    assert v.act(_obs(), ["x"] * B, keys(0, B))[1]["candidates"].shape == (B, 3, 7)
 
 
 # ----------------------------------------------------------------------------- 4. beta
@@ -129,7 +129,7 @@ def test_integer_K_accepted(k):
 def test_real_scalar_beta_accepted(beta, want):
     v = _vgp(beta=beta)
     assert v.beta == want and type(v.beta) is float
-    v.act(_obs(), ["x"] * B, jax.random.PRNGKey(0))
+    v.act(_obs(), ["x"] * B, keys(0, B))
 
 
 @pytest.mark.parametrize("beta", [-0.1, np.array(-1.0), np.float32(-2), float("nan"),

@@ -1,9 +1,8 @@
 """Adapter array plumbing with stand-in model objects that have the real call signatures."""
-import jax
 import numpy as np
 import pytest
 
-from tests._steer_fakes import HashEncoder
+from tests._steer_fakes import HashEncoder, keys
 from vgps.policies.adapters import MissingDependencyError, OctoAdapter, OpenVLAAdapter, RT1XAdapter
 
 B, K, H = 2, 3, 4
@@ -11,9 +10,14 @@ OBS = {"image": np.zeros((B, 256, 256, 3), np.uint8), "state": np.zeros((B, 5), 
 
 
 class FakeOcto:
+    """Octo's signature; one call per row (its own key): value = k*100 + row*10 + h, the row
+    read from the instruction ("x" -> 0, "y" -> 1)."""
     dataset_statistics = {"bridge_dataset": {"action": {
         "mean": np.full(7, 0.5, np.float32), "std": np.full(7, 2.0, np.float32),
         "mask": np.array([True] * 6 + [False])}}}
+
+    def __init__(self):
+        self.keys = []
 
     def create_tasks(self, texts):
         return {"language_instruction": texts}
@@ -21,9 +25,10 @@ class FakeOcto:
     def sample_actions(self, observations, tasks, sample_shape=(), rng=None, **kw):
         b = observations["image_primary"].shape[0]
         assert observations["image_primary"].shape == (b, 1, 256, 256, 3)
+        self.keys.append(np.asarray(rng))
         k = sample_shape[0]
-        # value = k*100 + b*10 + h, gripper dim in [0,1]
-        v = (np.arange(k)[:, None, None] * 100 + np.arange(b)[None, :, None] * 10
+        rows = np.array(["xy".index(t) for t in tasks["language_instruction"]])
+        v = (np.arange(k)[:, None, None] * 100 + rows[None, :, None] * 10
              + np.arange(H)[None, None, :]).astype(np.float32)
         a = np.repeat(v[..., None], 7, -1)
         a[..., -1] = 0.7
@@ -31,8 +36,10 @@ class FakeOcto:
 
 
 def test_octo_plumbing():
-    pol = OctoAdapter(model=FakeOcto())
-    a = pol.sample_actions(OBS, ["x", "y"], K, jax.random.PRNGKey(0))
+    model = FakeOcto()
+    pol = OctoAdapter(model=model)
+    a = pol.sample_actions(OBS, ["x", "y"], K, keys(0, B))
+    np.testing.assert_array_equal(np.stack(model.keys), keys(0, B))   # row i: one call, key i
     assert a.shape == (B, K, 7)
     for b in range(B):
         for k in range(K):           # first action of the chunk (h = 0), un-normalized: x*2 + 0.5
@@ -59,7 +66,7 @@ class FakeVLA:
 def test_openvla_k_forward_passes():
     vla = FakeVLA()
     a = OpenVLAAdapter(model=vla, processor=FakeProcessor()).sample_actions(OBS, ["Put X", "y"], K,
-                                                                            jax.random.PRNGKey(0))
+                                                                            keys(0, B))
     assert a.shape == (B, K, 7) and vla.calls == B * K
     np.testing.assert_array_equal(a[:, :, 0], np.arange(1, B * K + 1).reshape(B, K))
 
@@ -84,7 +91,7 @@ class FakeRT1:
 def test_rt1x_gripper_convention():
     pol = RT1XAdapter(policy=FakeRT1(), language_encoder=HashEncoder())
     pol.reset(B)
-    a = pol.sample_actions(OBS, ["x", "y"], K, jax.random.PRNGKey(0))
+    a = pol.sample_actions(OBS, ["x", "y"], K, keys(0, B))
     assert a.shape == (B, K, 7)
     np.testing.assert_array_equal(a[0, :, -1], 0.0)   # closedness +1 → closed (0)
     np.testing.assert_array_equal(a[1, :, -1], 1.0)   # closedness −1 → open (1)

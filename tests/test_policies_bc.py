@@ -1,11 +1,10 @@
 """The BC stand-ins: shapes for B>1, K samples per call, determinism, msgpack round trip, subsets."""
 import dataclasses
 
-import jax
 import numpy as np
 import pytest
 
-from tests._steer_fakes import HashEncoder
+from tests._steer_fakes import HashEncoder, keys
 from vgps.policies.base import Policy, validate_actions
 from vgps.policies.bc import BCData, BCPolicy, PolicySpec, train_bc
 from vgps.policies.zoo import SPECS, bc_data_from_episodes, rephrasings
@@ -29,15 +28,15 @@ def test_kinds(kind, chunk):
     pol = BCPolicy(spec, params, stats, enc)
     assert isinstance(pol, Policy)
     obs = {"state": data.state[:3]}
-    a = pol.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(0))
+    a = pol.sample_actions(obs, ["a", "b", "a"], 5, keys(0, 3))
     validate_actions(a, 3, 5)
     assert set(np.unique(a[..., -1])) <= {0.0, 1.0}
-    np.testing.assert_array_equal(a, pol.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(0)))
-    assert not np.array_equal(a, pol.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(1)))
+    np.testing.assert_array_equal(a, pol.sample_actions(obs, ["a", "b", "a"], 5, keys(0, 3)))
+    assert not np.array_equal(a, pol.sample_actions(obs, ["a", "b", "a"], 5, keys(1, 3)))
     if kind == "diffusion":
-        assert pol.sample_chunks(obs, ["a"] * 3, 5, jax.random.PRNGKey(0)).shape == (3, 5, chunk, 7)
+        assert pol.sample_chunks(obs, ["a"] * 3, 5, keys(0, 3)).shape == (3, 5, chunk, 7)
     back = BCPolicy.from_bytes(spec, pol.to_bytes(), enc)
-    np.testing.assert_array_equal(a, back.sample_actions(obs, ["a", "b", "a"], 5, jax.random.PRNGKey(0)))
+    np.testing.assert_array_equal(a, back.sample_actions(obs, ["a", "b", "a"], 5, keys(0, 3)))
 
 
 def test_autoregressive_one_pass_per_sample():
@@ -48,7 +47,7 @@ def test_autoregressive_one_pass_per_sample():
     calls = []
     inner = pol._one_pass
     pol._one_pass = lambda *a: calls.append(1) or inner(*a)
-    pol.sample_actions({"state": data.state[:2]}, ["a", "b"], 4, jax.random.PRNGKey(0))
+    pol.sample_actions({"state": data.state[:2]}, ["a", "b"], 4, keys(0, 2))
     assert len(calls) == 4
 
 

@@ -4,7 +4,9 @@
 API of docs/design.md. Per step and per environment: sample K raw actions, normalize them with the
 critic's OWN normalizer object (``critic.normalizer``, never re-derived), encode the observation
 once (``critic.encode``), score all K with ``critic.q_from_embedding`` (min over the ensemble), then
-pick ``argmax`` (β = 0) or draw from ``softmax(Q / β)``. Everything is batched over B environments.
+pick ``argmax`` (β = 0) or draw from ``softmax(Q / β)``. Everything is batched over B environments,
+with one PRNG key per environment (row): row ``i``'s proposals and its softmax draw come from key
+``i`` alone, so an environment's actions do not depend on the others in the batch.
 
 Modes (first-class baselines): ``"vgps"``; ``"policy"`` (the policy alone, one sample);
 ``"random_select"`` (K samples, uniform pick; App. J); ``"random_policy"`` (uniform random
@@ -20,18 +22,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from vgps.policies.base import (ACTION_DIM, PolicyOutputError, RandomPolicy, batch_size_of,
-                                check_sampling_args, validate_actions)
+                                check_sampling_args, row_keys, split_rows, validate_actions)
 
 MODES = ("vgps", "policy", "random_select", "random_policy")
 
 
-@partial(jax.jit, static_argnames=())
+@jax.jit
 def select_index(q: jax.Array, beta: jax.Array, rng: jax.Array) -> jax.Array:
-    """``q [B, K]`` → chosen index ``[B]``: argmax when ``beta == 0``, else softmax(q/β) draw."""
+    """``q [B, K]`` → chosen index ``[B]``: argmax when ``beta == 0``, else a softmax(q/β) draw,
+    row ``i``'s with key ``rng[i]`` (``rng``: one key per row, see
+    :func:`~vgps.policies.base.row_keys`)."""
     greedy = jnp.argmax(q, axis=-1)
     safe_beta = jnp.where(beta > 0, beta, 1.0)
-    drawn = jax.random.categorical(rng, q / safe_beta, axis=-1)
+    drawn = jax.vmap(lambda k, logits: jax.random.categorical(k, logits))(rng, q / safe_beta)
     return jnp.where(beta > 0, drawn, greedy)
+
+
+@partial(jax.jit, static_argnums=1)
+def _uniform_index(rng: jax.Array, k: int) -> jax.Array:
+    """A uniform index in ``[0, k)`` per row, row ``i``'s from key ``rng[i]``."""
+    return jax.vmap(lambda key: jax.random.randint(key, (), 0, k))(rng)
 
 
 def _check_beta(beta) -> float:
@@ -66,7 +76,8 @@ class ValueGuidedPolicy:
     """Steer ``policy`` with ``critic``.
 
     Args:
-        policy: any object with ``sample_actions(obs, instructions, K, rng) -> [B, K, 7]``.
+        policy: any object with ``sample_actions(obs, instructions, K, rng) -> [B, K, 7]``
+            (``rng``: one PRNG key per row, docs/design.md).
         critic: ``normalizer``, ``encode(obs, lang[B,D]) -> [B,Z]``,
             ``q_from_embedding(z, actions_norm[B,K,7]) -> [E,B,K]`` (or only ``score``). Not needed
             for ``mode="policy"`` / ``"random_select"``.
@@ -177,15 +188,19 @@ class ValueGuidedPolicy:
     def act(self, observations: dict, instructions: list[str], rng: jax.Array):
         """One control step for B environments → ``(actions float32[B, 7], info)``.
 
+        ``rng``: one PRNG key per environment (``uint32[B, 2]``, e.g. ``jax.random.split(key, B)``,
+        or a typed key array ``[B]``); environment ``i``'s proposals and draw use key ``i`` only.
         ``info``: ``candidates [B,K,7]``, ``q [B,K]`` (NaN when not scored), ``index [B]``,
         ``replanned`` (False while a chosen chunk is being executed open loop).
         """
         _check_instructions(instructions)
+        keys = row_keys(rng, batch_size_of(observations), self.name)
         if self._chunk is not None and self._chunk_step < min(self.exec_horizon, self._chunk.shape[1]):
             a = self._chunk[:, self._chunk_step]
             self._chunk_step += 1
             return a, {"replanned": False}
-        rng_pol, rng_sel = jax.random.split(rng)
+        sub = split_rows(keys, 2)
+        rng_pol, rng_sel = sub[:, 0], sub[:, 1]
         k = 1 if self.mode == "policy" else self.K
         scored = self.mode in ("vgps", "random_policy")
         z = self.embedding(observations, instructions) if scored else None  # overlaps the policy
@@ -196,7 +211,7 @@ class ValueGuidedPolicy:
         if self.mode == "policy":
             idx = np.zeros(b, np.int32)
         elif self.mode == "random_select":
-            idx = np.asarray(jax.random.randint(rng_sel, (b,), 0, k), np.int32)
+            idx = np.asarray(_uniform_index(rng_sel, k), np.int32)
         else:
             q = self.score(observations, instructions, cand, z=z)
             if q.shape != (b, k) or not np.all(np.isfinite(q)):
@@ -208,12 +223,13 @@ class ValueGuidedPolicy:
         return chosen[:, 0].copy(), {"candidates": cand, "q": q, "index": idx, "replanned": True}
 
     def sample_actions(self, observations, instructions, num_samples, rng):
-        """Protocol view: ``num_samples`` independent steered choices ``[B, num_samples, 7]``."""
-        keys = jax.random.split(rng, num_samples)
+        """Protocol view: ``num_samples`` independent steered choices ``[B, num_samples, 7]``
+        (``rng``: one key per row; choice ``j`` of row ``i`` uses the ``j``-th split of key ``i``)."""
+        keys = split_rows(row_keys(rng, batch_size_of(observations), self.name), int(num_samples))
         saved = (self._chunk, self._chunk_step)
         out = []
-        for key in keys:
+        for j in range(int(num_samples)):
             self._chunk = None
-            out.append(self.act(observations, instructions, key)[0])
+            out.append(self.act(observations, instructions, keys[:, j])[0])
         self._chunk, self._chunk_step = saved
         return np.stack(out, axis=1)

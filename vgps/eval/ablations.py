@@ -212,11 +212,14 @@ class ActorPolicy:
         bound = float(cfg.action_bound)
         net = self.net
 
-        def _sample(params, state, lang, rng, k):
-            mean, log_std = net.apply(params, {"state": state}, lang)
-            if self.deterministic:
-                return jnp.repeat(mode(mean, bound)[:, None], k, axis=1)
-            return sample_and_log_prob(rng, mean, log_std, k, bound)[0]
+        def _sample(params, state, lang, keys, k):
+            def row(args):          # one row at a time: bit-identical in any batch (bc.py's doc)
+                s, l, key = args
+                mean, log_std = net.apply(params, {"state": s[None]}, l[None])
+                if self.deterministic:
+                    return jnp.repeat(mode(mean, bound), k, axis=0)
+                return sample_and_log_prob(key, mean, log_std, k, bound)[0][0]
+            return jax.lax.map(row, (state, lang, keys))
         self._sample = jax.jit(_sample, static_argnums=4)
         self._lang: dict[str, np.ndarray] = {}
 
@@ -224,11 +227,13 @@ class ActorPolicy:
         pass
 
     def sample_actions(self, observations, instructions, num_samples, rng):
-        from vgps.policies.base import batch_size_of, check_sampling_args
+        """``[B, K, 7]`` raw actions; ``rng``: one PRNG key per row (row ``i``'s from key ``i``)."""
+        from vgps.policies.base import batch_size_of, check_sampling_args, row_keys
         check_sampling_args(num_samples)
         b = batch_size_of(observations)
         if len(instructions) != b:
             raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
+        keys = row_keys(rng, b, self.name)
         s = np.asarray(observations["state"], np.float32)
         if self.state_normalizer is not None:
             s = np.asarray(self.state_normalizer.normalize(s), np.float32)
@@ -236,7 +241,7 @@ class ActorPolicy:
         if missing:
             self._lang.update(zip(missing, np.asarray(self.encoder.encode(missing), np.float32)))
         lang = np.stack([self._lang[t] for t in instructions])
-        a = np.asarray(self._sample(self.params, s, lang, rng, int(num_samples)), np.float32)
+        a = np.asarray(self._sample(self.params, s, lang, keys, int(num_samples)), np.float32)
         return self.normalizer.unnormalize(a) if self.normalizer is not None else a
 
 
@@ -442,7 +447,8 @@ def gripper_agreement(policies: dict, episodes: list[dict], *, num_states: int =
                       seed: int = 0, rng=None, batch: int = 500) -> pd.DataFrame:
     """How each policy's gripper command (open when > 0.5) matches the demonstrations on
     ``num_states`` seeded states of ``episodes``: overall agreement, P(close | demo closes),
-    P(open | demo opens) and the fraction of open commands (one sample per state)."""
+    P(open | demo opens) and the fraction of open commands (one sample per state, drawn with
+    the key ``fold_in(rng, state index)``, so it does not depend on ``batch``)."""
     eps = list(episodes)
     S = np.concatenate([np.asarray(e["observation"]["state"][:len(e["action"])], np.float32) for e in eps])
     A = np.concatenate([np.asarray(e["action"], np.float32) for e in eps])
@@ -450,12 +456,13 @@ def gripper_agreement(policies: dict, episodes: list[dict], *, num_states: int =
     idx = np.sort(np.random.default_rng(seed).choice(len(S), min(num_states, len(S)), replace=False))
     demo_open = A[idx, -1] > 0.5
     rng = jax.random.PRNGKey(seed) if rng is None else rng
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.asarray(idx, jnp.uint32))
     rows = []
     for name, pol in policies.items():
         pol.reset(batch)
         out = np.concatenate([
             np.asarray(pol.sample_actions({"state": S[idx[i:i + batch]]}, list(L[idx[i:i + batch]]), 1,
-                                          jax.random.fold_in(rng, i)))[:, 0]
+                                          keys[i:i + batch]))[:, 0]
             for i in range(0, len(idx), batch)])
         cmd_open = out[:, -1] > 0.5
         rows.append({"policy": name, "states": len(idx),

@@ -24,8 +24,9 @@ def classify(success: bool, ever_grasped: bool, held_at_end: bool) -> str:
     return CATEGORIES[3] if held_at_end else CATEGORIES[2]
 
 
-def failure_modes(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> pd.DataFrame:
-    """Run ``len(env_seeds) <= len(envs)`` episodes in lock step (as :func:`run_lockstep`); one
+def failure_modes(agent, envs: list, env_seeds: list[int], keys: jax.Array | None = None) -> pd.DataFrame:
+    """Run ``len(env_seeds) <= len(envs)`` episodes in lock step (as :func:`run_lockstep`, whose
+    per-episode ``keys`` default to the episode seeds' own streams, as in the evaluator); one
     row per episode with the outcome category (pick tasks count ``held_at_end`` as success)."""
     if len(env_seeds) > len(envs):
         raise ValueError(f"{len(env_seeds)} episodes for {len(envs)} environments")
@@ -36,7 +37,7 @@ def failure_modes(agent, envs: list, env_seeds: list[int], rng: jax.Array) -> pd
         held[i] = u.grasped(u.source)
         ever[i] |= held[i]
 
-    res = run_lockstep(agent, envs, env_seeds, rng, on_step=track)
+    res = run_lockstep(agent, envs, env_seeds, keys, on_step=track)
     n = len(env_seeds)
     succ = np.array([r["success"] for r in res])
     return pd.DataFrame({"env_seed": list(env_seeds), "success": succ, "ever_grasped": ever[:n],
@@ -57,8 +58,8 @@ def outcomes(make_agent, make_env, tasks, seeds, episodes: int, num_envs: int,
         jobs = [(int(sd), e) for sd in seeds for e in range(int(episodes))]
         envs = pooled_envs(env_pool, task, min(int(num_envs), len(jobs)), make_env)
         agent = make_agent()
-        for chunk, env_seeds, rng in lockstep_chunks(jobs, num_envs):
-            df = failure_modes(agent, envs, env_seeds, rng)
+        for chunk, env_seeds, keys in lockstep_chunks(jobs, num_envs):
+            df = failure_modes(agent, envs, env_seeds, keys)
             rows.append(df.assign(task=task, seed=[sd for sd, _ in chunk], episode=[e for _, e in chunk]))
     cols = ["task", "seed", "episode", "env_seed", "success", "ever_grasped", "held_at_end", "outcome"]
     return pd.concat(rows, ignore_index=True)[cols]

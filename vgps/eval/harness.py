@@ -5,18 +5,22 @@ The cache (:class:`EpisodeCache`) is one table whose primary key is :data:`KEY_C
 lock-step batch is committed in one transaction, concurrent writers wait on SQLite's lock (busy
 timeout) instead of overwriting each other, and a kill between or during writes loses at most the
 batch being written. Rows are validated on load; an invalid one is warned about (by key) and
-recomputed, never used. A legacy CSV cache beside the store is imported once (its valid rows).
+recomputed, never used. A store records the :data:`EVAL_PROTOCOL` its episodes were run under;
+a store of another protocol, or a legacy CSV cache beside it (written under protocol 1), is refused
+with :class:`CacheProtocolError` and left as it is, never mixed with new results.
 
 An *agent* has ``reset(batch_size)`` and ``act(observations, instructions, rng) -> (actions
-[B, 7], info)`` — :class:`vgps.steer.ValueGuidedPolicy` in any mode.
+[B, 7], info)`` — :class:`vgps.steer.ValueGuidedPolicy` in any mode — with ``rng`` one PRNG key
+per environment. Every episode has its own key stream, :func:`episode_keys` of its episode seed
+folded with the step, so its result is a function of (policy, critic, setting, task, episode
+seed) only: any ``num_envs``, any batch layout and any number of processes filling one cache give
+the same episodes (:data:`EVAL_PROTOCOL`).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
-import re
 import sqlite3
 import time
 import warnings
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -36,6 +41,13 @@ _TEXT, _INT, _BOOL = ("task", "embodiment", "policy", "method"), ("K", "seed", "
     ("success", "unstable")
 _SQL_TYPE = {**dict.fromkeys(_TEXT, "TEXT"), **dict.fromkeys(_INT + _BOOL, "INTEGER"), "beta": "REAL"}
 BUSY_TIMEOUT_S = 120.0        # a writer waits this long for another process's transaction
+# Which random numbers an episode sees; results of different protocols are never mixed (a store
+# records its protocol, cache_path hashes it in). 1: one key per lock-step batch, from its first
+# episode's seed (an episode's result depended on num_envs and on the batch it fell in);
+# 2: one key stream per episode, episode_keys(env_seed) folded with the step.
+EVAL_PROTOCOL = 2
+_PROTOCOLS = {1: "one RNG key per lock-step batch (results depended on num_envs)",
+              2: "one RNG stream per episode, from its episode seed"}
 
 
 @dataclass(frozen=True)
@@ -65,29 +77,58 @@ def pooled_envs(pool: dict, task: str, n: int, make_env: Callable) -> list:
     return envs[:n]
 
 
+@jax.jit
+def _episode_keys(lo, hi):
+    return jax.vmap(lambda a, b: jax.random.fold_in(jax.random.PRNGKey(a), b))(lo, hi)
+
+
+def episode_keys(env_seeds) -> jax.Array:
+    """``uint32[n, 2]``: the base PRNG key of each episode, from its environment seed alone (all
+    64 bits of it: ``fold_in(PRNGKey(low 32 bits), high 32 bits)``). Step ``t`` of the episode
+    uses ``fold_in(key, t)``."""
+    s = np.asarray([int(x) for x in env_seeds], dtype=object)
+    if len(s) and (s.min() < 0 or s.max() >= 2**64):
+        raise ValueError(f"episode seeds must be in [0, 2**64), got {list(env_seeds)}")
+    lo = np.asarray([x & 0xFFFFFFFF for x in s], np.uint32)
+    hi = np.asarray([x >> 32 for x in s], np.uint32)
+    return _episode_keys(lo, hi)
+
+
+@jax.jit
+def _step_keys(keys, t):
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
+
+
 def lockstep_chunks(jobs: list[tuple], num_envs: int):
     """Split ``jobs`` (tuples ending in ``(seed, episode)``) into lock-step batches of at most
-    ``min(num_envs, len(jobs))`` episodes; yields ``(chunk, env_seeds, rng)`` with the batch's RNG
-    seeded by its first episode — the batching every evaluation of this harness uses."""
+    ``min(num_envs, len(jobs))`` episodes; yields ``(chunk, env_seeds, keys)`` with ``keys`` the
+    :func:`episode_keys` of the batch's episodes — the batching every evaluation of this harness
+    uses (which batch an episode falls in does not change its result)."""
     b = min(int(num_envs), len(jobs))
     for start in range(0, len(jobs), b):
         chunk = jobs[start:start + b]
-        rng = jax.random.PRNGKey(episode_seed(*chunk[0][-2:]) % (2**31))
-        yield chunk, [episode_seed(*j[-2:]) for j in chunk], rng
+        env_seeds = [episode_seed(*j[-2:]) for j in chunk]
+        yield chunk, env_seeds, episode_keys(env_seeds)
 
 
 def _stack(obs_list):
     return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
 
 
-def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array,
+def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None = None,
                  on_step: Callable | None = None) -> list[dict]:
     """Run ``len(env_seeds) <= len(envs)`` episodes together; padding slots reuse env 0's first
-    observation so the batch shape (and the jitted functions) never change. ``on_step(i, env,
-    info)`` is called after every step of episode ``i`` (e.g. to track simulator state)."""
+    observation (and key) so the batch shape (and the jitted functions) never change. ``keys``:
+    each episode's base PRNG key, ``[n, 2]`` (default :func:`episode_keys` ``(env_seeds)``, as the
+    :class:`Evaluator` uses); at step ``t`` episode ``i`` acts with ``fold_in(keys[i], t)``.
+    ``on_step(i, env, info)`` is called after every step of episode ``i`` (e.g. to track
+    simulator state)."""
     n, b = len(env_seeds), len(envs)
     if n > b:
         raise ValueError(f"{n} episodes for {b} environments")
+    from vgps.policies.base import row_keys
+    keys = episode_keys(env_seeds) if keys is None else row_keys(keys, n, "run_lockstep")
+    keys = jnp.concatenate([keys, jnp.repeat(keys[:1], b - n, axis=0)]) if b > n else keys
     obs, instr = [], []
     for env, s in zip(envs, env_seeds):
         o, info = env.reset(seed=int(s))
@@ -102,7 +143,7 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], rng: jax.Array,
     agent.reset(b)
     t = 0
     while not done.all():
-        actions, _ = agent.act(_stack(obs), instr, jax.random.fold_in(rng, t))
+        actions, _ = agent.act(_stack(obs), instr, _step_keys(keys, t))
         for i in np.flatnonzero(~done):
             o, _, term, trunc, info = envs[i].step(np.asarray(actions[i], np.float32))
             obs[i] = o
@@ -122,27 +163,20 @@ class CacheRowWarning(UserWarning):
     """A cached episode row failed validation; it is ignored and its episode recomputed."""
 
 
+class CacheProtocolError(RuntimeError):
+    """A cache holds episodes run under another :data:`EVAL_PROTOCOL` (other random numbers)."""
+
+
+def _protocol_error(where, protocol: int) -> CacheProtocolError:
+    return CacheProtocolError(
+        f"{where} holds episodes of evaluation protocol {protocol} "
+        f"({_PROTOCOLS.get(protocol, 'unknown')}); this code runs protocol {EVAL_PROTOCOL} "
+        f"({_PROTOCOLS[EVAL_PROTOCOL]}) and does not mix their results. Evaluate into another "
+        f"file (cache_path() names one per protocol) or move this one away; it was not modified")
+
+
 def _key_text(row: dict) -> str:
     return " ".join(f"{k}={row.get(k)!r}" for k in KEY_COLUMNS)
-
-
-def _parse_csv_field(col: str, s: str):
-    """A legacy CSV cell as the type it was written from (unparseable cells stay str, and fail
-    :func:`row_problem`)."""
-    if col in _BOOL:
-        return {"True": True, "False": False}.get(s, s)
-    if col in _INT:
-        if re.fullmatch(r"-?[0-9]+", s):
-            return int(s)
-        if re.fullmatch(r"-?[0-9]+\.0*", s):          # a column pandas had turned float
-            return int(float(s))
-        return s
-    if col == "beta":
-        try:
-            return float(s)
-        except ValueError:
-            return s
-    return s
 
 
 def row_problem(row: dict, horizon: int | None = None) -> str | None:
@@ -182,30 +216,31 @@ def _native(row: dict) -> tuple:
 
 class EpisodeCache:
     """Per-episode results in SQLite: table ``episodes`` (the :data:`RESULT_COLUMNS`, primary key
-    :data:`KEY_COLUMNS`) and ``meta`` (``legacy_csv_imported``: when and what was imported).
+    :data:`KEY_COLUMNS`) and ``meta`` (``protocol``: the :data:`EVAL_PROTOCOL` of its episodes).
 
     ``horizon``: an int, or ``task -> int | None``, bounding ``steps`` in validation (None: only
-    ``steps >= 1``). ``legacy_csv``: a cache file of the former CSV format; its valid rows are
-    imported once (it is never modified or deleted)."""
+    ``steps >= 1``). Raises :class:`CacheProtocolError` if the store holds episodes of another
+    protocol (a store with rows and no recorded protocol was written under protocol 1), or if
+    ``legacy_csv`` (a cache file of the former CSV format, all protocol 1) exists; neither file is
+    modified."""
 
     def __init__(self, path: str | Path, legacy_csv: str | Path | None = None,
                  horizon: int | Callable | None = None):
         self.path, self.horizon = Path(path), horizon
-        self.legacy_csv = None if legacy_csv is None else Path(legacy_csv)
+        if legacy_csv is not None and Path(legacy_csv).is_file():
+            raise _protocol_error(f"legacy CSV cache {legacy_csv}", 1)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        bad = []
         with self._transaction() as con:
             cols = ", ".join(f"{c} {_SQL_TYPE[c]}" for c in RESULT_COLUMNS)
             con.execute(f"CREATE TABLE IF NOT EXISTS episodes ({cols}, PRIMARY KEY ({', '.join(KEY_COLUMNS)}))")
             con.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
-            done = con.execute("SELECT 1 FROM meta WHERE name = 'legacy_csv_imported'").fetchone()
-            if self.legacy_csv is not None and self.legacy_csv.is_file() and not done:
-                good, bad = self._read_legacy_csv()
-                con.executemany(self._insert("OR IGNORE"), [_native(r) for r in good])
-                con.execute("INSERT INTO meta VALUES ('legacy_csv_imported', ?)",
-                            (json.dumps({"path": str(self.legacy_csv), "rows": len(good),
-                                         "skipped": len(bad), "time": time.time()}),))
-        self._warn([(f"legacy CSV {self.legacy_csv}", *b) for b in bad])
+            row = con.execute("SELECT value FROM meta WHERE name = 'protocol'").fetchone()
+            if row is None and con.execute("SELECT 1 FROM episodes LIMIT 1").fetchone():
+                raise _protocol_error(f"evaluation cache {self.path}", 1)
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('protocol', ?)", (str(EVAL_PROTOCOL),))
+            elif row[0] != str(EVAL_PROTOCOL):
+                raise _protocol_error(f"evaluation cache {self.path}", int(row[0]))
 
     def _horizon(self, task) -> int | None:
         return self.horizon(task) if callable(self.horizon) else self.horizon
@@ -227,24 +262,6 @@ class EpisodeCache:
     def _insert(how: str) -> str:
         return (f"INSERT {how} INTO episodes ({', '.join(RESULT_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})")
-
-    def _read_legacy_csv(self) -> tuple[list[dict], list[tuple[dict, str]]]:
-        """(valid rows, last of each key wins as in the old cache; [(row, problem)] of the rest)."""
-        good, bad = {}, []
-        with open(self.legacy_csv, newline="", encoding="utf-8", errors="replace") as f:
-            reader = csv.reader(f)
-            header = next(reader, [])
-            if missing := [c for c in RESULT_COLUMNS if c not in header]:
-                return [], [({}, f"header lacks {missing}; nothing imported")]
-            for cells in filter(None, reader):                     # blank lines skipped
-                row = {c: _parse_csv_field(c, v) for c, v in zip(header, cells)}
-                problem = (f"{len(cells)} fields, header has {len(header)}" if len(cells) != len(header)
-                           else row_problem(row, self._horizon(row["task"])))
-                if problem:
-                    bad.append((row, problem))
-                else:
-                    good[tuple(row[k] for k in KEY_COLUMNS)] = row
-        return list(good.values()), bad
 
     @staticmethod
     def _warn(bad: list[tuple[str, dict, str]], shown: int = 20) -> None:
@@ -285,11 +302,11 @@ class Evaluator:
         make_env: ``task_id -> env`` (e.g. ``lambda t: vgps.envs.make(t, render=False)``).
         make_agent: ``RunConfig -> agent`` (a ValueGuidedPolicy).
         cache_csv: per-episode results; rows already there are not re-run. A ``.csv`` path names
-            a legacy CSV cache: the store is the same path with suffix ``.sqlite``, and the CSV's
-            valid rows are imported into it once. Any other path is the SQLite store itself, with
-            ``<path>.with_suffix(".csv")`` as its legacy CSV.
+            a legacy CSV cache: the store is the same path with suffix ``.sqlite``. Any other path
+            is the SQLite store itself. A legacy CSV ``<path>.with_suffix(".csv")`` (results of
+            protocol 1) is refused, see :class:`EpisodeCache`.
         env_pool: task -> [env, ...] shared with other evaluators (see :func:`pooled_envs`).
-        num_envs: lock-step batch size.
+        num_envs: lock-step batch size (results do not depend on it: not part of the cache key).
         horizon: an int or ``task -> int | None``: cached rows with ``steps`` above it are invalid.
     """
 
@@ -339,8 +356,8 @@ class Evaluator:
             agent = self.make_agent(cfg)
             envs = self._get_envs(task, min(self.num_envs, len(jobs)))
             rows = []
-            for chunk, env_seeds, rng in lockstep_chunks(jobs, self.num_envs):
-                res = run_lockstep(agent, envs, env_seeds, rng)
+            for chunk, env_seeds, keys in lockstep_chunks(jobs, self.num_envs):
+                res = run_lockstep(agent, envs, env_seeds, keys)
                 batch = [(si, {**asdict(cfg), "task": task, "seed": sd, "episode": e, **r})
                          for (si, sd, e), r in zip(chunk, res)]
                 self.cache.put([r for _, r in batch])       # one transaction per lock-step batch
@@ -373,9 +390,10 @@ def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
 
 
 def cache_path(cache_dir: str | Path, label: str, key_parts=()) -> Path:
-    """``<cache_dir>/<label>-<hash of key_parts>.sqlite``: a retrained model gets a new file (a
-    legacy ``.csv`` cache of the same name is imported into it, see :class:`Evaluator`)."""
-    h = hashlib.sha256(json.dumps(list(key_parts), sort_keys=True, default=str).encode())
+    """``<cache_dir>/<label>-<hash of EVAL_PROTOCOL and key_parts>.sqlite``: a retrained model,
+    or another :data:`EVAL_PROTOCOL`, gets a new file."""
+    h = hashlib.sha256(json.dumps({"protocol": EVAL_PROTOCOL, "key": list(key_parts)},
+                                  sort_keys=True, default=str).encode())
     return Path(cache_dir) / f"{label}-{h.hexdigest()[:10]}.sqlite"
 
 

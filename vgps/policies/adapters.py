@@ -6,7 +6,9 @@ also accepts an already-built model object (``model=``), which is how the tests 
 plumbing with stand-ins that have the same call signatures.
 
 Output everywhere: float32 ``[B, K, 7]`` raw actions in the Bridge convention
-``[dx, dy, dz, droll, dpitch, dyaw, gripper]`` with gripper 1 = open, 0 = closed.
+``[dx, dy, dz, droll, dpitch, dyaw, gripper]`` with gripper 1 = open, 0 = closed. ``rng`` is one
+PRNG key per row (:func:`~vgps.policies.base.row_keys`), and each row's samples are drawn from its
+own key, so a robot's actions do not depend on the other rows of the batch.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from vgps.policies.base import batch_size_of, check_sampling_args, validate_actions
+from vgps.policies.base import (batch_size_of, check_sampling_args, row_keys, split_rows,
+                                validate_actions)
 
 
 class MissingDependencyError(ImportError):
@@ -49,7 +52,9 @@ class OctoAdapter:
     ``sample_actions(obs, task, sample_shape=(K,), rng=rng)`` → ``[K, B, H, 7]`` normalized;
     un-normalized here with ``model.dataset_statistics[unnorm_key]["action"]`` (mean/std under its
     mask), the first action of each chunk kept, and the gripper binarized at 0.5 as Octo's own
-    SIMPLER/WidowX deployment does."""
+    SIMPLER/WidowX deployment does. Octo draws the noise of a whole batch from one key, so each
+    row is one call with its own key (B calls of batch 1 per step): row ``i``'s samples then
+    depend on key ``i`` alone."""
 
     def __init__(self, checkpoint_dir=None, unnorm_key: str = "bridge_dataset", model=None,
                  image_key: str = "image_primary", image_size: int = 256, name: str = "octo"):
@@ -77,17 +82,22 @@ class OctoAdapter:
     def sample_actions(self, observations, instructions, num_samples, rng):
         check_sampling_args(num_samples)
         b = batch_size_of(observations)
+        keys = row_keys(rng, b, self.name)
         img = np.asarray(observations["image"], np.uint8)                  # [B, H, W, 3]
         if img.shape[1] != self.image_size:
             import tensorflow as tf
             img = tf.image.resize(img, (self.image_size, self.image_size), method="lanczos3",
                                   antialias=True).numpy().clip(0, 255).astype(np.uint8)
-        obs = {self.image_key: img[:, None], "timestep_pad_mask": np.ones((b, 1), bool)}
-        task = self.model.create_tasks(texts=list(instructions))
-        out = np.asarray(self.model.sample_actions(obs, task, sample_shape=(num_samples,), rng=rng))
-        if out.ndim != 4 or out.shape[:2] != (num_samples, b):
-            raise ValueError(f"Octo returned {out.shape}; expected [K={num_samples}, B={b}, H, 7]")
-        a = self.unnormalize(out[:, :, 0]).transpose(1, 0, 2)              # first of chunk → [B,K,7]
+        rows = []
+        for i in range(b):                                       # one call (and key) per row
+            obs = {self.image_key: img[i:i + 1, None], "timestep_pad_mask": np.ones((1, 1), bool)}
+            task = self.model.create_tasks(texts=[instructions[i]])
+            out = np.asarray(self.model.sample_actions(obs, task, sample_shape=(num_samples,),
+                                                       rng=keys[i]))
+            if out.ndim != 4 or out.shape[:2] != (num_samples, 1):
+                raise ValueError(f"Octo returned {out.shape}; expected [K={num_samples}, B=1, H, 7]")
+            rows.append(out[:, 0, 0])                                     # first of chunk → [K, 7]
+        a = self.unnormalize(np.stack(rows))                              # [B, K, 7]
         a[..., -1] = (a[..., -1] > 0.5).astype(np.float32)
         return validate_actions(a, b, num_samples, self.name)
 
@@ -96,7 +106,8 @@ class OctoAdapter:
 class OpenVLAAdapter:
     """OpenVLA (``transformers``, local checkpoint such as ``openvla/openvla-7b``): no batched
     sampling, so K samples are K forward passes per observation of
-    ``predict_action(**inputs, unnorm_key=..., do_sample=True)`` (as the paper had to loop it)."""
+    ``predict_action(**inputs, unnorm_key=..., do_sample=True)`` (as the paper had to loop it);
+    pass ``k`` of row ``i`` seeds torch from the ``k``-th split of key ``i``."""
 
     PROMPT = "In: What action should the robot take to {}?\nOut:"
 
@@ -126,7 +137,7 @@ class OpenVLAAdapter:
         b = batch_size_of(observations)
         imgs = np.asarray(observations["image"], np.uint8)
         out = np.zeros((b, num_samples, 7), np.float32)
-        keys = jax.random.split(rng, b * num_samples).reshape(b, num_samples, -1)
+        keys = split_rows(row_keys(rng, b, self.name), num_samples)            # [B, K]
         for i in range(b):
             image = Image.fromarray(imgs[i]).resize((self.image_size, self.image_size))
             inputs = self.processor(self.PROMPT.format(instructions[i].lower()), image)
@@ -143,7 +154,8 @@ class RT1XAdapter:
     policy_state)`` → ``{"world_vector", "rotation_delta", "gripper_closedness_action"}``; the
     Fractal gripper (+1 close, −1 open) is mapped to Bridge's (1 open, 0 closed). Its head
     decodes tokens greedily, so the K proposals come from K passes that share the pre-step state
-    (identical unless the checkpoint samples); the state is advanced with the first sample."""
+    (identical unless the checkpoint samples); the state is advanced with the first sample. The
+    keys (one per row) are checked but unused: a tf_agents policy takes no seed."""
 
     def __init__(self, saved_model_dir=None, language_encoder=None, policy=None, image_size: int = 300,
                  name: str = "rt1x"):
@@ -163,6 +175,7 @@ class RT1XAdapter:
     def sample_actions(self, observations, instructions, num_samples, rng):
         check_sampling_args(num_samples)
         b = batch_size_of(observations)
+        row_keys(rng, b, self.name)
         if self._state is None:
             self.reset(b)
         emb = np.asarray(self.language_encoder.encode(list(instructions)), np.float32)

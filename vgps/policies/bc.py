@@ -2,7 +2,11 @@
 autoregressive tokens sampled one action per forward pass (OpenVLA-like).
 
 Each policy owns its action statistics (like Octo's ``dataset_statistics``) and language encoder;
-to steering it is a black box with ``sample_actions(obs, instructions, K, rng) -> [B, K, 7]``.
+to steering it is a black box with ``sample_actions(obs, instructions, K, rng) -> [B, K, 7]``,
+``rng`` one PRNG key per row. Each row is sampled in a fixed-shape body (``jax.lax.map`` over the
+rows: its observation, instruction and key), because XLA rounds a row's matmuls and elementwise
+loops differently at different batch sizes; the networks have no batch statistics (LayerNorm).
+So row ``i``'s samples are bit for bit the same whatever the other rows of the batch are.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np
 import optax
 
 from vgps.policies import nets
-from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args
+from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args, row_keys, split_rows
 
 KINDS = ("diffusion", "tokens", "ar_tokens")
 
@@ -201,16 +205,19 @@ def train_bc(spec: PolicySpec, data: BCData, num_steps: int, batch_size: int, lr
     return params, stats, losses
 
 
-def _inverse_cdf(rng, logits, k):
-    """Draw ``k`` tokens per categorical: ``logits [B, D, 256]`` → ``[B, k, D]`` (one uniform each)."""
+def _inverse_cdf(keys, logits, k):
+    """Draw ``k`` tokens per categorical: ``logits [B, D, 256]`` → ``[B, k, D]`` (one uniform each,
+    row ``i``'s from ``keys[i]``)."""
     cdf = jnp.cumsum(jax.nn.softmax(logits, -1), -1)                       # [B, D, 256]
-    u = jax.random.uniform(rng, (logits.shape[0], k, logits.shape[1], 1))
+    u = jax.vmap(lambda key: jax.random.uniform(key, (k, logits.shape[1], 1)))(keys)
     return jnp.minimum(jnp.sum(cdf[:, None] < u, -1), nets.NUM_BINS - 1).astype(jnp.int32)
 
 
 # ---------------------------------------------------------------------------------- the policy
 class BCPolicy:
-    """A trained stand-in. ``sample_actions(obs{"state":[B,S]}, instructions, K, rng) -> [B,K,7]``.
+    """A trained stand-in. ``sample_actions(obs{"state":[B,S]}, instructions, K, rng) -> [B,K,7]``
+    with ``rng`` one PRNG key per row (``[B, 2]``); sample ``j`` of row ``i`` uses the ``j``-th
+    split of key ``i``, and rows are computed one at a time (``jax.lax.map``), see the module doc.
 
     Diffusion and token heads draw all K samples in one batched call; the autoregressive token
     policy runs one forward pass per sample (K passes), decoding its 7 dims one after another.
@@ -237,36 +244,46 @@ class BCPolicy:
     def _build(self):
         spec, net, st = self.spec, self.net, self.stats
         if spec.kind == "diffusion":
-            def chunks(params, state, lang, rng, k):
-                feat = net.apply(params, state, lang, method=net.features)
-                feat = jnp.repeat(feat, k, axis=0)
-                eps = lambda f, x, t: net.apply(params, f, x, t, method=net.eps)  # noqa: E731
-                x = nets.ddpm_sample(eps, feat, spec.chunk * ACTION_DIM, spec.diffusion_steps, rng)
-                return _from_gauss(x.reshape(state.shape[0], k, spec.chunk, ACTION_DIM), st)
+            def chunks(params, state, lang, keys, k):
+                def row(args):                                              # one observation
+                    s, l, key = args
+                    feat = net.apply(params, s[None], l[None], method=net.features)
+                    eps = lambda f, x, t: net.apply(params, f, x, t, method=net.eps)  # noqa: E731
+                    x = nets.ddpm_sample(eps, jnp.repeat(feat, k, axis=0), spec.chunk * ACTION_DIM,
+                                         spec.diffusion_steps, jax.random.split(key, k))
+                    return _from_gauss(x.reshape(k, spec.chunk, ACTION_DIM), st)
+                return jax.lax.map(row, (state, lang, keys))
             self._chunks = jax.jit(chunks, static_argnums=4)
         elif spec.kind == "tokens":
-            def sample(params, state, lang, rng, k):
-                logits = net.apply(params, state, lang)                       # [B, 7, 256]
-                return _from_tokens(_inverse_cdf(rng, logits, k), st)
+            def sample(params, state, lang, keys, k):
+                def row(args):
+                    s, l, key = args
+                    logits = net.apply(params, s[None], l[None])               # [1, 7, 256]
+                    return _from_tokens(_inverse_cdf(key[None], logits, k)[0], st)
+                return jax.lax.map(row, (state, lang, keys))
             self._sample = jax.jit(sample, static_argnums=4)
         else:
-            def one_pass(params, state, lang, rng):                          # one action per pass
-                tok = jnp.full((state.shape[0], 7), nets.NUM_BINS, jnp.int32)
-                feat = net.apply(params, state, lang, method=net.features)  # (a KV cache's role)
-                for d in range(7):                                          # autoregressive dims
-                    logits = net.apply(params, feat, tok, method=net.logits)[:, d]
-                    rng, r = jax.random.split(rng)
-                    tok = tok.at[:, d].set(_inverse_cdf(r, logits[:, None], 1)[:, 0, 0])
-                return _from_tokens(tok, st)
+            def one_pass(params, state, lang, keys):                         # one action per pass
+                def row(args):
+                    s, l, key = args
+                    tok = jnp.full((1, 7), nets.NUM_BINS, jnp.int32)
+                    feat = net.apply(params, s[None], l[None], method=net.features)  # (a KV cache)
+                    dim_keys = jax.random.split(key, 7)                     # one per dim
+                    for d in range(7):                                      # autoregressive dims
+                        logits = net.apply(params, feat, tok, method=net.logits)[:, d]
+                        tok = tok.at[:, d].set(_inverse_cdf(dim_keys[d][None], logits[:, None], 1)[:, 0, 0])
+                    return _from_tokens(tok, st)[0]
+                return jax.lax.map(row, (state, lang, keys))
             self._one_pass = jax.jit(one_pass)
 
     def sample_chunks(self, observations, instructions, num_samples, rng):
         """``[B, K, H, 7]`` raw chunks (diffusion); other kinds return ``H = 1``."""
         check_sampling_args(num_samples)
+        keys = row_keys(rng, batch_size_of(observations), self.name)
         state = _norm_state(np.asarray(observations[self.spec.obs_key]), self.stats)
         lang = self._embed(list(instructions))
         if self.spec.kind == "diffusion":
-            return np.asarray(self._chunks(self.params, state, lang, rng, int(num_samples)))
+            return np.asarray(self._chunks(self.params, state, lang, keys, int(num_samples)))
         return self.sample_actions(observations, instructions, num_samples, rng)[:, :, None]
 
     def sample_actions(self, observations, instructions, num_samples, rng):
@@ -274,14 +291,16 @@ class BCPolicy:
         b = batch_size_of(observations)
         if len(instructions) != b:
             raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
+        keys = row_keys(rng, b, self.name)
         if self.spec.kind == "diffusion":
-            return self.sample_chunks(observations, instructions, num_samples, rng)[:, :, 0]
+            return self.sample_chunks(observations, instructions, num_samples, keys)[:, :, 0]
         state = _norm_state(np.asarray(observations["state"], np.float32), self.stats)
         lang = self._embed(list(instructions))
         if self.spec.kind == "tokens":
-            return np.asarray(self._sample(self.params, state, lang, rng, int(num_samples)))
-        keys = jax.random.split(rng, num_samples)
-        return np.stack([np.asarray(self._one_pass(self.params, state, lang, k)) for k in keys], axis=1)
+            return np.asarray(self._sample(self.params, state, lang, keys, int(num_samples)))
+        sample_keys = split_rows(keys, int(num_samples))                     # [B, K]
+        return np.stack([np.asarray(self._one_pass(self.params, state, lang, sample_keys[:, j]))
+                         for j in range(int(num_samples))], axis=1)
 
     def num_params(self) -> int:
         return int(sum(x.size for x in jax.tree_util.tree_leaves(self.params)))

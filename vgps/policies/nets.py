@@ -169,14 +169,15 @@ def ddpm_schedule(num_steps: int):
     return {"betas": betas, "alphas": alphas, "alpha_bars": jnp.cumprod(alphas)}
 
 
-def ddpm_sample(eps_fn, feat, out_dim: int, num_steps: int, rng, clip: float = 5.0):
-    """Ancestral DDPM sampling. ``feat [N, F]`` → ``x0 [N, out_dim]`` (normalized space)."""
+def ddpm_sample(eps_fn, feat, out_dim: int, num_steps: int, keys, clip: float = 5.0):
+    """Ancestral DDPM sampling. ``feat [N, F]`` → ``x0 [N, out_dim]`` (normalized space).
+    ``keys``: one PRNG key per row of ``feat``; row ``n``'s noise comes from ``keys[n]`` alone."""
     sch = ddpm_schedule(num_steps)
-    rng, r0 = jax.random.split(rng)
-    x = jax.random.normal(r0, (feat.shape[0], out_dim))
+    step_keys = jax.vmap(lambda k: jax.random.split(k, num_steps + 1))(keys)    # [N, T + 1]
+    normal = jax.vmap(lambda k: jax.random.normal(k, (out_dim,)))
+    x = normal(step_keys[:, 0])
 
-    def body(i, carry):
-        x, rng = carry
+    def body(i, x):
         t = num_steps - 1 - i
         eps = eps_fn(feat, x, jnp.full((x.shape[0],), t))
         ab, a, b = sch["alpha_bars"][t], sch["alphas"][t], sch["betas"][t]
@@ -184,9 +185,6 @@ def ddpm_sample(eps_fn, feat, out_dim: int, num_steps: int, rng, clip: float = 5
         ab_prev = jnp.where(t > 0, sch["alpha_bars"][jnp.maximum(t - 1, 0)], 1.0)
         mean = (jnp.sqrt(ab_prev) * b / (1 - ab)) * x0 + (jnp.sqrt(a) * (1 - ab_prev) / (1 - ab)) * x
         var = b * (1 - ab_prev) / (1 - ab)
-        rng, rn = jax.random.split(rng)
-        x = mean + jnp.where(t > 0, jnp.sqrt(var), 0.0) * jax.random.normal(rn, x.shape)
-        return x, rng
+        return mean + jnp.where(t > 0, jnp.sqrt(var), 0.0) * normal(step_keys[:, i + 1])
 
-    x, _ = jax.lax.fori_loop(0, num_steps, body, (x, rng))
-    return x
+    return jax.lax.fori_loop(0, num_steps, body, x)
