@@ -27,7 +27,7 @@ def test_critic_step_on_bridge_debug_images(tmp_path, monkeypatch):
     cfg = CriticConfig(obs_modality="image", encoder="conv_small", conv_channels=(8, 16, 16),
                        embedding_dim=32, hidden_dims=(32, 32), behavior_hidden_dims=(32,),
                        batch_size=4, num_steps=1, behavior_steps=1, cql_n_actions=2)
-    r = train(cfg, td, tmp_path, normalizer=td.normalizer, progress=False)
+    r = train(cfg, td, tmp_path, progress=False)        # the normalizer comes with the data
     assert [m["phase"] for m in r.metrics] == ["behavior", "critic"]
     critic = load_critic(tmp_path)
     assert critic.normalizer == td.normalizer and critic.obs_modality == "image"

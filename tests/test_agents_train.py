@@ -13,7 +13,7 @@ import pytest
 from vgps.agents import NonFiniteLossError, StepSampler, load_critic, train
 from vgps.agents.checkpoint import CheckpointError, list_checkpoints
 from vgps.agents.synthetic import random_transitions
-from vgps.config import CriticConfig
+from vgps.config import CriticConfig, DataConfig
 from vgps.data.normalize import ActionNormalizer
 
 TINY = CriticConfig(hidden_dims=(32, 32), encoder_dims=(32,), behavior_hidden_dims=(32,),
@@ -33,15 +33,15 @@ def _leaves(state):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("full")
-    return train(TINY, StepSampler(DATA, 16, seed=3), d, normalizer=NORM, progress=False)
+    return train(TINY, StepSampler(DATA, 16, seed=3, normalizer=NORM), d, progress=False)
 
 
 def test_kill_and_resume_is_identical(full_run, tmp_path):
-    sampler = StepSampler(DATA, 16, seed=3)
+    sampler = StepSampler(DATA, 16, seed=3, normalizer=NORM)
     part = train(TINY, sampler, tmp_path, normalizer=NORM, stop_after=7, progress=False)
     assert int(part.state["step"]) == 7
     del part                                      # "kill": only the files on disk survive
-    resumed = train(TINY, sampler, tmp_path, normalizer=NORM, progress=False)
+    resumed = train(TINY, sampler, tmp_path, progress=False)    # the data's normalizer
     for a, b in zip(_leaves(full_run.state), _leaves(resumed.state)):
         np.testing.assert_array_equal(a, b)
     assert [r["step"] for r in resumed.metrics] == [r["step"] for r in full_run.metrics]
@@ -139,7 +139,7 @@ def test_diagnostics_run_on_episodes(full_run):
                     "action": act, "instruction": f"task {i}", "success": i != 2,
                     "metadata": {"failure_mode": None if i != 2 else "drift"}})
     critic = load_critic(full_run.run_dir)
-    r = run_diagnostics(critic, eps, _FakeEncoder())
+    r = run_diagnostics(critic, eps, _FakeEncoder(), labels=DataConfig())
     for k in PERTURBATIONS + DECISION_POINTS:
         assert 0.0 <= r[f"rank/{k}"] <= 1.0
     assert r["rank/mean"] == pytest.approx(np.mean([r[f"rank/{k}"] for k in PERTURBATIONS]))

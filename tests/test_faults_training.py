@@ -1,5 +1,6 @@
 """Training faults (issue 15, item 4): resuming with another config, non-finite parameters in a
-checkpoint, non-atomic / cut metrics logs, a damaged newest checkpoint."""
+checkpoint, non-atomic / cut metrics logs, a damaged newest checkpoint, a fresh run in a directory
+of an earlier run; item 8: the normalizer comes from the data, diagnostics label as training does."""
 import builtins
 import dataclasses
 import importlib
@@ -280,3 +281,111 @@ def test_all_checkpoints_damaged_is_an_error_naming_each(tmp_path):
         train(TINY, _sampler(), tmp_path, progress=False)
     assert str(d / "step_00000007.msgpack") in str(ei.value)
     assert str(d / "step_00000005.msgpack") in str(ei.value)
+
+
+# ------------------------------------------------------------------ item 8: normalizer from data
+TWO = dataclasses.replace(TINY, num_steps=1, behavior_steps=1, log_every=1, checkpoint_every=1)
+HALF = ActionNormalizer(np.zeros(7), np.full(7, 2.0), np.ones(7, bool))
+
+
+class _Data:
+    """A data object like TrainingData: batches plus the normalizers they were made with."""
+    def __init__(self, normalizer, state_normalizer=None):
+        self._s = StepSampler(DATA, 16, seed=3)
+        self.normalizer, self.state_normalizer = normalizer, state_normalizer
+
+    def sample(self, step):
+        return self._s.sample(step)
+
+
+def test_train_saves_the_datas_normalizer_without_being_told(tmp_path):
+    """Omitting normalizer= used to save none, so scoring used raw actions silently."""
+    from vgps.agents import load_critic
+    from vgps.data.normalize import StateNormalizer
+    snorm = StateNormalizer(np.ones(6), np.full(6, 3.0))
+    train(TWO, _Data(HALF, snorm), tmp_path / "a", progress=False)
+    c = load_critic(tmp_path / "a")
+    assert c.normalizer == HALF and c.state_normalizer == snorm
+    train(TWO, StepSampler(DATA, 16, normalizer=HALF), tmp_path / "b", progress=False)
+    assert load_critic(tmp_path / "b").normalizer == HALF
+    # an explicit normalizer equal to the data's is accepted (older callers pass it)
+    train(TWO, _Data(HALF), tmp_path / "c", normalizer=ActionNormalizer(HALF.mean, HALF.std,
+                                                                       HALF.mask), progress=False)
+    assert load_critic(tmp_path / "c").normalizer == HALF
+
+
+def test_train_refuses_a_normalizer_that_disagrees_with_the_data(tmp_path):
+    other = ActionNormalizer(np.full(7, 0.5), np.ones(7))
+    with pytest.raises(ValueError, match=r"normalizer= \(ActionNormalizer\(dim=7, normalized=6\), "
+                                         r"mean \[0\.5, .*\) differs from data\.normalizer "
+                                         r"\(ActionNormalizer\(dim=7, normalized=7\), mean \[0\.0, "):
+        train(TWO, _Data(HALF), tmp_path, normalizer=other, progress=False)
+    assert not (tmp_path / "meta.json").exists()
+
+
+def test_train_needs_data_that_declare_their_normalizer(tmp_path):
+    class Bare:
+        def sample(self, step):
+            return StepSampler(DATA, 16).sample(step)
+
+    with pytest.raises(TypeError, match=r"Bare has no \.normalizer: give the data one \(None if "
+                                        r"actions are used as given\) or pass normalizer= to train"):
+        train(TWO, Bare(), tmp_path, progress=False)
+
+    class Custom:
+        def normalize(self, a):
+            return a
+
+        def to_dict(self):
+            return {}
+    with pytest.raises(TypeError, match="normalizer must be a vgps.data.normalize normalizer .*"
+                                        "got Custom"):
+        train(TWO, _Data(Custom()), tmp_path, progress=False)
+    assert not (tmp_path / "meta.json").exists()
+
+
+# ------------------------------------------------------------------ item 8: diagnostics labels
+class _ConstCritic:
+    """Q = -10 - t/100 at step t for every action: with γ = 0.98 a successful 12-step episode's
+    G_t >= -8.4, so all its steps are "below the bound"; a failed one's are only if labelled
+    like a success (G_t = -50 with the success flag)."""
+    obs_modality, normalizer = "state", None
+
+    def score(self, obs, lang, cands):
+        q = -10.0 - np.arange(len(cands), dtype=np.float32)[:, None] / 100
+        return np.broadcast_to(q, cands.shape[:2]).astype(np.float32)
+
+
+def _episodes():
+    rng = np.random.default_rng(0)
+    return [{"observation": {"state": rng.normal(size=(12, 6)).astype(np.float32)},
+             "action": rng.normal(size=(12, 7)).astype(np.float32), "instruction": f"task {i}",
+             "success": ok, "metadata": {"failure_mode": None if ok else "drift"}}
+            for i, ok in enumerate([True, False])]
+
+
+class _Enc:
+    def encode(self, texts):
+        return np.zeros((len(texts), 512), np.float32)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_diagnostics_label_held_out_episodes_as_training_does(flag):
+    """With use_success_flag (the default labels) a failed episode has no success steps and
+    G_t = -1/(1-γ) = -50: it must not get "success" steps in bound_rate or the Q figures."""
+    from vgps.agents.diagnostics import run_diagnostics
+    from vgps.config import DataConfig, get_profile
+    from vgps.data.labels import label_config, label_episode
+    cfg = DataConfig(use_success_flag=flag)
+    eps = _episodes()
+    r = run_diagnostics(_ConstCritic(), eps, _Enc(), labels=cfg)
+    failed = r["per_episode"][1]
+    assert failed["success"] is False
+    assert failed["success_step"].any() == (not flag)
+    q = -10.0 - np.arange(12) / 100
+    want = np.mean(np.concatenate([q < label_episode(e, cfg)["mc_returns"] for e in eps]))
+    assert r["bound_rate"] == pytest.approx(want) == (0.5 if flag else 1.0)
+    # a profile or TrainingData.labels dict gives the same numbers as its DataConfig
+    for same in (label_config(cfg), dataclasses.replace(get_profile("smoke"), data=cfg)):
+        assert run_diagnostics(_ConstCritic(), eps, _Enc(), labels=same)["bound_rate"] == \
+            r["bound_rate"]

@@ -8,7 +8,7 @@
 - ``spearman``: Spearman ρ between Q(s_t, a_t) and steps-to-success (pooled over successful
   episodes; Q should rise as success nears, so ρ < 0), also the mean within-episode ρ;
 - ``bound_rate``: fraction of held-out (s, a_demo) with Q below the Monte-Carlo return G_t (where
-  Cal-QL's lower bound max(Q, G) would be active);
+  Cal-QL's lower bound max(Q, G) would be active), with G_t from the labels training uses;
 - ``q_min_demo`` / ``q_lower_ok``: with rewards {-1, 0} and γ the lowest reachable value is
   -1/(1-γ) (-50 at γ=0.98); a critic whose dataset actions score far below it has been pushed
   down by the CQL term. ``q_min_perturbed`` (off-data actions) may go lower: CQL pushes OOD
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from vgps.data.labels import label_steps
+from vgps.data.labels import label_config, label_episode
 
 PERTURBATIONS = ("xyz_noise", "rotation_noise", "gripper_flip_carrying", "gripper_flip",
                  "uniform_random")
@@ -73,10 +73,16 @@ def score_episode(critic, episode, lang_vec, candidates, chunk: int = 512):
     return np.concatenate(out)
 
 
-def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float = 0.98,
-                    shifted: bool = True, seed: int = 0) -> dict:
+def run_diagnostics(critic, episodes, encoder, *, labels, seed: int = 0) -> dict:
     """All diagnostics; ``episodes`` are episode dicts (docs/design.md), ``encoder`` a
-    LanguageEncoder. Returns a flat dict of numbers plus ``per_episode`` Q traces."""
+    LanguageEncoder. ``labels``: how training labels episodes — the profile (or its
+    ``DataConfig``, or a ``TrainingData.labels`` dict); held-out episodes are labelled exactly so
+    (:func:`vgps.data.labels.label_episode`: with ``use_success_flag`` a failed episode has no
+    success steps and returns r_fail/(1-γ)). Returns a flat dict of numbers plus ``per_episode``
+    Q traces."""
+    if not isinstance(labels, dict):
+        labels = label_config(getattr(labels, "data", labels))     # a Profile -> its DataConfig
+    gamma = labels["gamma"]
     rng = np.random.default_rng(seed)
     scale = np.asarray(getattr(critic.normalizer, "std", np.ones(7)), np.float32)[:6]
     kinds = PERTURBATIONS + DECISION_POINTS
@@ -87,7 +93,7 @@ def run_diagnostics(critic, episodes, encoder, *, horizon: int = 3, gamma: float
         T = len(ep["action"])
         succ = ep.get("success")
         succ = True if succ is None else bool(succ)
-        lab = label_steps(T, horizon=horizon, shifted=shifted, gamma=gamma, success=succ)
+        lab = label_episode(ep, labels)
         acts = np.asarray(ep["action"], np.float32)
         cands, valids = [acts], []
         for k in kinds:

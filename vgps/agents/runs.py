@@ -84,8 +84,7 @@ def train_cached(cfg, data, run_dir, *, progress: bool = True):
     if old_key != key and run_dir.exists():
         for p in [run_dir / "checkpoints", *run_dir.glob("metrics*"), run_dir / "critic.msgpack"]:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    res = train(cfg, data, run_dir, normalizer=data.normalizer,
-                state_normalizer=getattr(data, "state_normalizer", None), progress=progress,
+    res = train(cfg, data, run_dir, progress=progress,
                 extra_meta={"cache_key": key,
                             "datasets": [str(d) for d in getattr(data, "dataset_dirs", [])]})
     return load_critic(run_dir), res.metrics, True, res.seconds

@@ -1,10 +1,12 @@
 """One training loop for Cal-QL and IQL.
 
-``train(cfg, data, run_dir, normalizer=...)`` runs the agent's phases (Cal-QL with a behaviour
+``train(cfg, data, run_dir)`` runs the agent's phases (Cal-QL with a behaviour
 π: BC first, then the critic) with a jitted update, data-parallel over all local devices
 (batch sharded on its leading axis, state replicated, via ``jax.sharding``), logs metrics to
 ``metrics.jsonl`` + ``metrics_<phase>.csv`` and a tqdm bar, checkpoints every
-``checkpoint_every`` steps and resumes from the newest checkpoint.
+``checkpoint_every`` steps and resumes from the newest checkpoint. The action (and state)
+normalizer saved with the critic is the data's own (``data.normalizer``, the one its batches'
+actions were normalized with), so it cannot be forgotten or mismatched.
 
 Exact resume: the state holds the PRNG key and step, and ``data.sample(step)`` (see
 :class:`StepSampler`) depends only on the step, so kill-and-resume reproduces an uninterrupted
@@ -33,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vgps.agents import calql, checkpoint as ckpt, iql
 from vgps.agents.critic import Critic
+from vgps.data.normalize import Normalizer
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -42,15 +45,46 @@ class NonFiniteLossError(FloatingPointError):
 class StepSampler:
     """Uniform minibatches from an in-memory transition dict; batch ``t`` depends only on
     ``(seed, t)``, which makes resumed runs identical. ``transitions`` holds arrays with a
-    leading ``N`` axis (``observations`` / ``next_observations`` are dicts of such arrays)."""
+    leading ``N`` axis (``observations`` / ``next_observations`` are dicts of such arrays).
+    ``normalizer``: the :class:`~vgps.data.normalize.ActionNormalizer` that maps raw actions to
+    ``transitions["actions"]`` (None: the critic scores actions as given); ``state_normalizer``
+    likewise for raw states. :func:`train` saves both with the critic."""
 
-    def __init__(self, transitions: dict, batch_size: int, seed: int = 0):
+    def __init__(self, transitions: dict, batch_size: int, seed: int = 0, *, normalizer=None,
+                 state_normalizer=None):
         self.transitions, self.batch_size, self.seed = transitions, batch_size, seed
+        self.normalizer, self.state_normalizer = normalizer, state_normalizer
         self.size = len(transitions["actions"])
 
     def sample(self, step: int) -> dict:
         idx = np.sort(np.random.default_rng([self.seed, step]).integers(0, self.size, self.batch_size))
         return jax.tree.map(lambda x: x[idx], self.transitions)
+
+
+_MISSING = object()
+
+
+def _data_normalizer(data, given, attr: str):
+    """The normalizer ``data.<attr>`` carries (``given`` only for data that declare none);
+    an error if the data have no such attribute and none is given, if both are given and
+    differ, or if it is not one of ours (it must load back from meta.json)."""
+    own = getattr(data, attr, _MISSING)
+    if own is _MISSING:
+        if given is None:
+            raise TypeError(f"{type(data).__name__} has no .{attr}: give the data one (None if "
+                            f"{'actions' if attr == 'normalizer' else 'states'} are used as "
+                            f"given) or pass {attr}= to train()")
+        own = None
+    for n in (given, own):
+        if n is not None and not isinstance(n, Normalizer):
+            raise TypeError(f"{attr} must be a vgps.data.normalize normalizer (e.g. "
+                            f"ActionNormalizer), got {type(n).__name__}")
+    if given is not None and own is not None and given != own:
+        raise ValueError(f"{attr}= ({given!r}, mean {given.mean.round(4).tolist()}) differs "
+                         f"from data.{attr} ({own!r}, mean {own.mean.round(4).tolist()}), which "
+                         f"the data were normalized with; drop {attr}= (train takes it from the "
+                         "data)")
+    return own if own is not None else given
 
 
 def make_agent(cfg):
@@ -205,9 +239,14 @@ def _non_finite_leaves(state) -> list[str]:
 def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume: bool = True,
           stop_after: int | None = None, progress: bool = True, devices=None,
           extra_meta: dict | None = None) -> TrainResult:
-    """Train ``cfg.algorithm`` on ``data`` (a :class:`StepSampler` or anything with
-    ``sample(step) -> batch``) into ``run_dir``. ``stop_after`` ends early after that global
+    """Train ``cfg.algorithm`` on ``data`` (a :class:`StepSampler`, a
+    :class:`~vgps.data.loader.TrainingData`, or anything with ``sample(step) -> batch`` and
+    ``normalizer`` / ``state_normalizer`` attributes) into ``run_dir``. The normalizers saved with
+    the critic are the data's; ``normalizer=`` / ``state_normalizer=`` are only for data that
+    carry none, and must equal the data's otherwise. ``stop_after`` ends early after that global
     step (used to simulate a kill). Returns the final state, metrics rows and wall time."""
+    normalizer = _data_normalizer(data, normalizer, "normalizer")
+    state_normalizer = _data_normalizer(data, state_normalizer, "state_normalizer")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     agent = make_agent(cfg)

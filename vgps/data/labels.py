@@ -66,7 +66,9 @@ def label_config(cfg) -> dict:
 
 
 def label_episode(episode: dict, cfg) -> dict:
-    """:func:`label_steps` for an episode dict with a :class:`vgps.config.DataConfig`."""
-    return label_steps(len(episode["action"]), horizon=cfg.horizon, shifted=cfg.shifted_rewards,
-                       gamma=cfg.gamma, success=episode.get("success"),
-                       use_success_flag=cfg.use_success_flag)
+    """:func:`label_steps` for an episode dict with a :class:`vgps.config.DataConfig` (or its
+    :func:`label_config` dict, e.g. ``TrainingData.labels``): how training labels an episode."""
+    c = cfg if isinstance(cfg, dict) else label_config(cfg)
+    return label_steps(len(episode["action"]), horizon=c["horizon"], shifted=c["shifted_rewards"],
+                       gamma=c["gamma"], success=episode.get("success"),
+                       use_success_flag=c["use_success_flag"])
