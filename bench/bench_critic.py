@@ -6,12 +6,20 @@ re-ranking pattern) with encoder reuse (encode once, ``q_from_embedding`` for al
 without (the whole network re-run per action), for conv_small at 64x64 and ResNet-34 at
 128x128. Batch 256, except ResNet-34 without reuse, which runs at batch 32 unless
 ``VGPS_BENCH_FULL=1`` (one step at 256 takes minutes here); its samples/s is comparable.
-``VGPS_BENCH_SKIP_RESNET=1`` leaves out the two ResNet-34 rows (several minutes on 2 cores).
+``VGPS_BENCH_SKIP_RESNET=1`` leaves out the ResNet-34 rows (several minutes on 2 cores).
+
+Side by side (batch 128, 64 px, the image encoders' goal of issue 16: <= 0.15 s per Cal-QL update
+at >= 60 GFLOP/s on 2 cores): the full Cal-QL update for ``patch_mixer``, ``conv_small`` and
+ResNet-34, all compiled first and then timed in alternating rounds, so that on a shared machine
+every encoder sees the same load; medians over the rounds, ``x conv_small`` is conv_small's median
+s/step over the row's. A 1024^3 float32 matmul timed in the same rounds gives the machine's
+attainable GFLOP/s at that moment (``sgemm reference``).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 import time
 
 import jax
@@ -91,6 +99,60 @@ def bench_calql(name, cfg, image_size, n_steps):
     return _row(name, cfg.batch_size, sec, fl)
 
 
+def _sgemm_seconds(n: int = 1024, reps: int = 5) -> float:
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x).lower(a).compile()
+    f(a).block_until_ready()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        out = f(a)
+    out.block_until_ready()
+    return (time.perf_counter() - t0) / reps
+
+
+def bench_calql_side_by_side(cfgs: dict, image_size: int, rounds: int = 5, steps: dict | None = None,
+                             reference: str | None = None) -> list[dict]:
+    """Full Cal-QL update per ``{name: CriticConfig}``, compiled up front, then ``rounds`` rounds
+    each timing ``steps[name]`` (default 3) updates of every config in turn, and a 1024^3 sgemm.
+    Rows carry the median s/step, ``x <reference>`` (reference median / row median) and the
+    per-round spread."""
+    steps = steps or {}
+    built = {}
+    for name, cfg in cfgs.items():
+        agent = calql.make(cfg)
+        b = _batch(cfg, cfg.batch_size, image_size)
+        b.pop("extra")
+        state = agent.init(jax.random.PRNGKey(0), jax.tree.map(lambda x: x[:1], b))
+        compiled = jax.jit(agent.phases[-1].update).lower(state, b).compile()
+        state, m = compiled(state, b)                 # warm-up
+        jax.block_until_ready(m)
+        built[name] = [compiled, state, b, _flops(compiled)]
+    times = {name: [] for name in cfgs}
+    sgemm = []
+    for _ in range(rounds):
+        sgemm.append(_sgemm_seconds())
+        for name, bt in built.items():
+            n = steps.get(name, 3)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                bt[1], m = bt[0](bt[1], bt[2])
+            jax.block_until_ready(m)
+            times[name].append((time.perf_counter() - t0) / n)
+    ref = statistics.median(times[reference]) if reference else None
+    rows = []
+    for name, bt in built.items():
+        sec = statistics.median(times[name])
+        row = _row(name, cfgs[name].batch_size, sec, bt[3])
+        if ref:
+            row[f"x {reference}"] = ref / sec
+        row["rounds (min-max s/step)"] = f"{rounds} ({min(times[name]):.3g}-{max(times[name]):.3g})"
+        rows.append(row)
+    sec = statistics.median(sgemm)
+    rows.append(_row("sgemm reference 1024^3", 1, sec, 2.0 * 1024 ** 3)
+                | {"rounds (min-max s/step)": f"{rounds} ({min(sgemm):.3g}-{max(sgemm):.3g})"})
+    return rows
+
+
 def bench_reuse(name, cfg, image_size, batch_size, reuse, n_steps):
     net, tx = CriticNet(cfg), optax.adam(3e-4)
     b = _batch(cfg, batch_size, image_size)
@@ -114,12 +176,24 @@ def run(report=print) -> list[dict]:
             lambda: bench_reuse("conv_small 64px", conv, 64, 256, False, 1),
             lambda: bench_reuse("ResNet-34 128px", r34, 128, 256, True, 1),
             lambda: bench_reuse("ResNet-34 128px", r34, 128, 256 if full else 32, False, 1)]
-    if os.environ.get("VGPS_BENCH_SKIP_RESNET") == "1":
+    skip_resnet = os.environ.get("VGPS_BENCH_SKIP_RESNET") == "1"
+    if skip_resnet:
         jobs = jobs[:-2]
     rows = []
     for job in jobs:
         rows.append(job())
         report(rows[-1])
+    # the image encoders side by side: batch 128, 64 px, alternating rounds (see module docstring)
+    b128 = dataclasses.replace(mlp, obs_modality="image", batch_size=128)
+    side = {"Cal-QL update, patch_mixer 64px": dataclasses.replace(b128, encoder="patch_mixer"),
+            "Cal-QL update, conv_small 64px": dataclasses.replace(b128, encoder="conv_small")}
+    if not skip_resnet:
+        side["Cal-QL update, ResNet-34 64px"] = dataclasses.replace(b128, encoder="resnet34")
+    for row in bench_calql_side_by_side(side, 64, rounds=5, reference="Cal-QL update, conv_small 64px",
+                                        steps={"Cal-QL update, patch_mixer 64px": 5,
+                                               "Cal-QL update, ResNet-34 64px": 1}):
+        rows.append(row)
+        report(row)
     return rows
 
 

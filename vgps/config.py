@@ -60,7 +60,7 @@ class CriticConfig:
     """Q(s, a, l) networks and the offline RL learners (App. A, B.1, Table 4)."""
     algorithm: Literal["calql", "iql"] = "calql"
     obs_modality: Literal["state", "image"] = "state"
-    encoder: Literal["mlp", "conv_small", "resnet18", "resnet34"] = "mlp"
+    encoder: Literal["mlp", "conv_small", "patch_mixer", "resnet18", "resnet34"] = "mlp"
     hidden_dims: tuple[int, ...] = (256, 256)
     num_qs: int = 2                       # clipped double Q
     language_dim: int = 512               # instruction-embedding size D
@@ -69,6 +69,11 @@ class CriticConfig:
     encoder_dims: tuple[int, ...] = (256, 256)   # MLP state encoder
     embedding_dim: int = 256              # encoder output Z (MLP / conv projection)
     conv_channels: tuple[int, ...] = (32, 64, 64, 128)   # conv_small, stride 2 each: 64px -> 4x4
+    # patch_mixer (matmul-shaped, the fast one on CPU): patch_size-px patches -> Dense(width/2) ->
+    # 2x2 merge -> Dense(width) -> mixer_depth Mixer blocks, FiLM after each; 64px -> 4x4 tokens
+    patch_size: int = 8
+    mixer_width: int = 192
+    mixer_depth: int = 1
     # image encoders resize (area average) a larger camera frame to this size first: the critic
     # can read a policy's 256-px frame at its own training resolution. None: use frames as given.
     input_image_size: int | None = None

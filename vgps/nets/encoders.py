@@ -139,12 +139,70 @@ class ResNetEncoder(nn.Module):
         return jnp.mean(x, axis=(1, 2))
 
 
+def patchify(x, p: int):
+    """``x [B, H, W, C] -> [B, H/p, W/p, p*p*C]``: non-overlapping ``p x p`` patches by reshape and
+    transpose (no convolution: XLA-CPU's im2col, ``conv_general_dilated_patches``, is slow)."""
+    b, h, w, c = x.shape
+    if h % p or w % p:
+        raise ValueError(f"a {h}x{w} map does not split into {p}x{p} patches "
+                         "(set CriticConfig.input_image_size / patch_size to match)")
+    x = x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h // p, w // p, p * p * c)
+
+
+class MixerBlock(nn.Module):
+    """MLP-Mixer block on tokens ``[B, T, C]``: a token-mixing MLP (across the T positions, hidden
+    size T) and a channel MLP (hidden ``mlp_ratio * C``), each pre-LayerNorm and residual; then FiLM."""
+    mlp_ratio: int = 2
+
+    @nn.compact
+    def __call__(self, x, lang):
+        t, c = x.shape[1], x.shape[2]
+        y = nn.LayerNorm(name="ln_tok")(x).swapaxes(1, 2)                     # [B, C, T]
+        y = nn.Dense(t, name="tok_2")(nn.relu(nn.Dense(t, name="tok_1")(y)))
+        x = x + y.swapaxes(1, 2)
+        y = nn.LayerNorm(name="ln_ch")(x)
+        y = nn.Dense(c, name="ch_2")(nn.relu(nn.Dense(self.mlp_ratio * c, name="ch_1")(y)))
+        return FiLM(name="film")(x + y, lang)
+
+
+class PatchMixerEncoder(nn.Module):
+    """Matmul-shaped image encoder for XLA-CPU (module docstring): ``patch_size`` patches -> Dense
+    (``width / 2``) -> 2x2 patch merge -> Dense(``width``), each followed by LayerNorm, ReLU and
+    FiLM; ``depth`` :class:`MixerBlock` s on the merged token grid (4x4 at 64 px with 8-px patches);
+    flatten -> Dense(``embedding_dim``) -> LayerNorm -> ReLU."""
+    patch_size: int = 8
+    width: int = 192
+    depth: int = 1
+    embedding_dim: int = 256
+    input_size: int | None = None
+
+    @nn.compact
+    def __call__(self, observations, lang):
+        x = resize_to(image_to_float(observations["image"]), self.input_size)
+        x = patchify(x, self.patch_size)                                      # [B, h, w, p*p*3]
+        x = nn.relu(nn.LayerNorm(name="embed_ln")(nn.Dense(self.width // 2, name="embed")(x)))
+        x = FiLM(name="film_embed")(x, lang)
+        x = patchify(x, 2)                                                    # 2x2 merge
+        x = nn.relu(nn.LayerNorm(name="merge_ln")(nn.Dense(self.width, name="merge")(x)))
+        x = FiLM(name="film_merge")(x, lang)
+        b, gh, gw, c = x.shape
+        x = x.reshape(b, gh * gw, c)
+        for i in range(self.depth):
+            x = MixerBlock(name=f"mixer_{i}")(x, lang)
+        x = nn.Dense(self.embedding_dim, name="proj")(x.reshape(b, -1))
+        return nn.relu(nn.LayerNorm(name="proj_ln")(x))
+
+
 def make_encoder(cfg) -> nn.Module:
     """Encoder named by ``cfg.encoder`` (a :class:`vgps.config.CriticConfig`)."""
     if cfg.encoder == "mlp":
         return MLPEncoder(tuple(cfg.encoder_dims), cfg.lang_conditioning)
     if cfg.encoder == "conv_small":
         return ConvEncoder(tuple(cfg.conv_channels), cfg.embedding_dim, cfg.input_image_size)
+    if cfg.encoder == "patch_mixer":
+        return PatchMixerEncoder(cfg.patch_size, cfg.mixer_width, cfg.mixer_depth,
+                                 cfg.embedding_dim, cfg.input_image_size)
     if cfg.encoder in RESNET_STAGES:
         return ResNetEncoder(RESNET_STAGES[cfg.encoder], input_size=cfg.input_image_size)
     raise ValueError(f"unknown encoder {cfg.encoder!r}")
