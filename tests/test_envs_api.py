@@ -124,3 +124,24 @@ def test_failure_modes_are_flagged_and_fail_sometimes():
 def test_expert_rejects_unknown_quality():
     with pytest.raises(ValueError, match="quality"):
         ScriptedExpert("perfect")
+
+
+_RENDER = ("import vgps.envs as E\n"
+           "E.make('widowx_carrot_on_plate').reset(seed=0)\n")
+
+
+@pytest.mark.parametrize("code,err", [
+    # rendering first used to segfault at `import tensorflow` (exit code -11, no message)
+    (_RENDER + "import tensorflow\n",
+     "ImportError: cannot import tensorflow: this process has rendered with Mesa GL"),
+    (_RENDER + "from vgps.data.rlds import iter_episodes\nfrom vgps.paths import TEST_DATA\n"
+     "next(iter_episodes(TEST_DATA / 'bridge_tiny' / '1.0.0'))\n", "cannot import tensorflow"),
+    ("import tensorflow\n" + _RENDER, "GLUnavailableError: TensorFlow is loaded in this process"),
+])
+def test_rendering_and_tensorflow_refuse_to_share_a_process(code, err):
+    """Either order ends in a clear Python error naming the clash, never a segfault."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert err in r.stderr, r.stderr[-2000:]

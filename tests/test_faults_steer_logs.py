@@ -231,5 +231,22 @@ def test_csv_escaping_is_lossless(tmp_path, notes, on_disk):
 
 @pytest.mark.parametrize("cell", ["=x", "+x", "-x", "@x", "\tx", "\rx", "'=x"])
 def test_csv_cell_rule_covers_the_owasp_characters(cell):
-    assert rl._csv_cell(cell) == "'" + cell
-    assert rl._csv_uncell("'" + cell) == cell
+    assert rl.csv_cell(cell) == "'" + cell
+    assert rl.csv_uncell("'" + cell) == cell
+
+
+def test_tables_written_for_spreadsheets_neutralise_formula_text(tmp_path):
+    """save_table: a hostile task name from a robot log cannot run in a spreadsheet opening the
+    CSV; numbers (negative ones included) and the markdown table are written as before."""
+    import pandas as pd
+    from vgps.plotting import save_table
+    df = pd.DataFrame({"Task": ["=HYPERLINK(\"http://x\")", "carrot", "-cmd|' /C calc'!A0"],
+                       "Rate": [0.5, -0.25, 1.0], "+Improvement": ["+55.6%", "", "@SUM(A1)"]})
+    csv, md = save_table(df, tmp_path, "t")
+    assert csv.read_text().splitlines() == [
+        "Task,Rate,'+Improvement", "\"'=HYPERLINK(\"\"http://x\"\")\",0.5,'+55.6%",
+        "carrot,-0.25,", "'-cmd|' /C calc'!A0,1,'@SUM(A1)"]
+    assert "| =HYPERLINK(\"http://x\") | 0.500 | +55.6% |" in md.read_text()
+    back = pd.read_csv(csv, keep_default_na=False).map(
+        lambda v: rl.csv_uncell(v) if isinstance(v, str) else v)
+    assert back["Task"].tolist() == df["Task"].tolist()

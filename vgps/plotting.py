@@ -49,12 +49,18 @@ def save_figure(fig, out_dir: str | Path, name: str, close: bool = True) -> list
 
 
 def save_table(df, out_dir: str | Path, name: str, floatfmt: str = ".3f") -> list[Path]:
-    """Write a pandas DataFrame as ``name.csv`` and ``name.md`` (markdown, for the README)."""
+    """Write a pandas DataFrame as ``name.csv`` and ``name.md`` (markdown, for the README). In the
+    CSV a text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first,
+    e.g. a task name from a robot log) gets a leading ``'``
+    (:func:`vgps.robot_logs.csv_cell`; numbers are untouched); the markdown shows the text as is."""
+    from vgps.robot_logs import csv_cell
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    safe = df.map(lambda v: csv_cell(v) if isinstance(v, str) else v)
+    safe.columns = [csv_cell(c) if isinstance(c, str) else c for c in df.columns]
     with atomic_path(csv) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+        safe.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     with atomic_path(md) as tmp:
         tmp.write_text(to_markdown(df, floatfmt) + "\n")
     return [csv, md]

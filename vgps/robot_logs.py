@@ -212,13 +212,14 @@ _ESCAPED = re.compile(r"'+[=+\-@\t\r]")
 _JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
 
-def _csv_cell(value: str) -> str:
-    """A text value as written to a CSV log: a leading ``'`` if a spreadsheet would run it."""
+def csv_cell(value: str) -> str:
+    """A text value as written to a CSV file (logs here, tables in :func:`vgps.plotting.save_table`):
+    a leading ``'`` if a spreadsheet would run it (OWASP's CSV-injection advice)."""
     return "'" + value if _FORMULA.match(value) else value
 
 
-def _csv_uncell(cell: str) -> str:
-    """Inverse of :func:`_csv_cell`."""
+def csv_uncell(cell: str) -> str:
+    """Inverse of :func:`csv_cell`."""
     return cell[1:] if _ESCAPED.match(cell) else cell
 
 
@@ -247,7 +248,7 @@ def _serialise(rows: list[dict], fmt: str, header: bool) -> str:
             w.writeheader()
         for r in rows:
             d = _to_disk(r)
-            w.writerow({f: _csv_cell(v) if f in _TEXT_FIELDS else v for f, v in d.items()})
+            w.writerow({f: csv_cell(v) if f in _TEXT_FIELDS else v for f, v in d.items()})
     else:
         for r in rows:
             buf.write(_json_line(_to_disk(r)))
@@ -267,7 +268,7 @@ def _raw_rows(path: Path) -> list[dict]:
                                  + (f"; missing {missing}" if missing else "")
                                  + (f"; unknown {extra}" if extra else "")
                                  + (f"; expected order {list(FIELDS)}" if not (missing or extra) else "")])
-        return [{f: _csv_uncell(v) if f in _TEXT_FIELDS and isinstance(v, str) else v
+        return [{f: csv_uncell(v) if f in _TEXT_FIELDS and isinstance(v, str) else v
                  for f, v in r.items()} for r in reader]
     rows = []
     for i, line in enumerate(text.split("\n"), 1):   # not splitlines(): it also splits at U+2028

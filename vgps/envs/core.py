@@ -59,6 +59,22 @@ def _load_gl() -> None:
     else:
         from mujoco.osmesa import GLContext
     gl_context.GLContext = GLContext
+    sys.meta_path.insert(0, _NoTensorFlowAfterGL())
+
+
+class _NoTensorFlowAfterGL:
+    """Import hook installed once GL is loaded: importing TensorFlow then segfaults the process
+    (measured: render, then ``import tensorflow`` exits with SIGSEGV), so it is an ImportError
+    that says why. The other order is refused by :func:`_load_gl`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "tensorflow":
+            raise ImportError(
+                f"cannot import {name}: this process has rendered with Mesa GL (OSMesa/EGL), "
+                "which crashes alongside TensorFlow (either order). Render and use TensorFlow "
+                "(RLDS data, the MUSE encoder) in separate processes, as vgps.envs.generate "
+                "does with its render workers.", name=name)
+        return None
 
 
 _RENDERERS: "weakref.WeakSet" = weakref.WeakSet()
