@@ -145,3 +145,86 @@ def test_rendering_and_tensorflow_refuse_to_share_a_process(code, err):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
     assert err in r.stderr, r.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ diverse training scenes
+def _hue(rgb):
+    import colorsys
+    return colorsys.rgb_to_hsv(*rgb)[0]
+
+
+def test_training_and_held_out_scene_ranges_are_disjoint():
+    """200 diverse draws never show a held-out variant; every held-out shift draws inside its own
+    range; each family is varied in about half of the training scenes; the draw is a function
+    of the seed."""
+    from vgps.envs.shifts import (DISTRACTOR_POOL, HELDOUT_RANGE, INCH, TRAIN_DISTRACTORS,
+                                  TRAIN_RANGE, parse_shift)
+    div = parse_shift("diverse")
+    scenes = [div.draw(s) for s in range(200)]
+    assert scenes[7] == div.draw(7) and scenes[7] != scenes[8]
+    freq = {f: np.mean([any(x.startswith(f) for x in sc.families()) for sc in scenes])
+            for f in ("table_color", "table_texture", "table_height", "lighting", "camera_jitter",
+                      "distractors")}
+    assert all(0.38 < v < 0.62 for v in freq.values()), freq
+    for sc in scenes:
+        if sc.table_color is not None:
+            assert TRAIN_RANGE["hue"][0] <= _hue(sc.table_color) < TRAIN_RANGE["hue"][1]
+        assert sc.texture in (None, "speckle")
+        assert sc.table_dz in (0.0, -0.5 * INCH, 0.5 * INCH)
+        if sc.lighting is not None:
+            assert 0.55 <= sc.lighting[1] <= 0.9 and max(map(abs, sc.lighting[0][:2])) < 0.35
+        if sc.camera_jitter is not None:
+            assert max(map(abs, sc.camera_jitter[0])) <= 0.015
+            assert max(map(abs, sc.camera_jitter[1])) <= np.deg2rad(1.5)
+        assert sc.distractor_pool in ("", "train") and sc.n_distractors in (0, 1, 2)
+    for s in range(50):
+        c, li, cam = (parse_shift(n).draw(s) for n in ("table_color", "lighting", "camera_jitter"))
+        assert HELDOUT_RANGE["hue"][0] <= _hue(c.table_color) < HELDOUT_RANGE["hue"][1]
+        assert 0.25 <= li.lighting[1] <= 0.45 and min(map(abs, li.lighting[0][:2])) > 0.3
+        assert min(map(abs, cam.camera_jitter[0])) >= 0.02
+        assert c.families() == ("table_color",)
+    assert parse_shift("table_height_low").draw(0).table_dz == -INCH
+    assert parse_shift("diverse+table_height_high").draw(3).table_dz == INCH
+    d = parse_shift("diverse+distractors").draw(0)
+    assert (d.distractor_pool, d.n_distractors) == ("held_out", 2)
+    for emb in TRAIN_DISTRACTORS:
+        assert not set(TRAIN_DISTRACTORS[emb]) & set(DISTRACTOR_POOL[emb])
+
+
+def test_diverse_scenes_are_seeded_and_the_expert_still_succeeds():
+    """The same seed gives the same frames and state; objects rest on the drawn table height;
+    only training-pool distractors appear; the zero-noise expert succeeds in most scenes."""
+    from vgps.envs.shifts import INCH, TRAIN_DISTRACTORS
+    env = make("widowx_carrot_on_plate", image_size=32, shift="diverse")
+    again = make("widowx_carrot_on_plate", image_size=32, shift="diverse")
+    seen_dz, ok = set(), []
+    for s in range(8):
+        o, _ = env.reset(seed=s)
+        o2, _ = again.reset(seed=s)
+        np.testing.assert_array_equal(o["image"], o2["image"])
+        np.testing.assert_array_equal(o["state"], o2["state"])
+        dz = env.scene.table_dz
+        seen_dz.add(round(dz / INCH, 2))
+        assert o["state"][object_slice("plate")][2] == pytest.approx(dz + 0.005, abs=3e-3)
+        extra = set(env.present) - set(env.task_present)
+        assert extra <= set(TRAIN_DISTRACTORS["widowx"]) and len(extra) == env.scene.n_distractors
+        ok.append(rollout(env, ScriptedExpert("expert"), s)["success"])
+    assert seen_dz == {-0.5, 0.0, 0.5}
+    assert np.mean(ok) >= 0.75, ok
+    env.close()
+    again.close()
+
+
+def test_generation_records_the_scene_of_each_diverse_episode():
+    from vgps.config import BenchmarkConfig
+    from vgps.envs import generate
+    single, diverse = BenchmarkConfig(render_images=False), \
+        BenchmarkConfig(render_images=False, scenes="diverse")
+    assert generate.fingerprint(single) != generate.fingerprint(diverse)
+    task = "widowx_carrot_on_plate"
+    ep = generate.run_episode(task, 5, diverse)
+    assert ep["metadata"]["scene"] == ("+".join(generate._env(task, diverse).scene.families())
+                                       or "default")
+    plain = generate.run_episode(task, 5, single)      # same task and seed, another env
+    assert "scene" not in plain["metadata"]
+    assert generate._env(task, single).scene.families() == ()

@@ -53,6 +53,10 @@ class BenchmarkConfig:
     eval_task_weight: float = 2.0         # evaluation tasks drawn this much more often
     expert_quality: str = "mixed"         # ScriptedExpert quality ("mixed" = mix A + noise levels)
     chunk_size: int = 25                  # episodes per cached .npz chunk (resumable generation)
+    # "diverse": every episode in a training scene drawn from its seed (vgps.envs.shifts: table
+    # colour/texture/height, light, camera, distractors, each varied with p=0.5 within training
+    # ranges disjoint from the held-out shifts); "single": the default scene only
+    scenes: Literal["single", "diverse"] = "single"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from vgps.envs import rotations as rot  # noqa: E402
 from vgps.envs.catalogue import (EMBODIMENTS, OBJECT_NAMES, OBJECTS, PER_OBJECT,  # noqa: E402
                                  PROPRIO_DIM, STATE_DIM)
 from vgps.envs.scene import PARK_Z, TIMESTEP, build_xml  # noqa: E402
-from vgps.envs.shifts import DISTRACTOR_POOL, apply_visual, parse_shift  # noqa: E402
+from vgps.envs.shifts import DISTRACTOR_POOL, TRAIN_DISTRACTORS, apply_visual, parse_shift  # noqa: E402
 from vgps.envs import tasks as T  # noqa: E402
 
 N_CHUNKS = 5                 # mocap interpolation points per control step
@@ -121,13 +121,13 @@ class TabletopEnv(gym.Env):
         self.do_render = bool(render)
         self.metadata = {**self.metadata, "render_fps": self.emb.control_hz}
         names = T.task_objects(self.task)
-        if "distractors" in self.shift:
-            names += tuple(n for n in DISTRACTOR_POOL[self.emb.name] if n not in names)
+        names += tuple(n for n in self.shift.distractor_pool(self.emb.name) if n not in names)
         self.object_names = names
         # the table height is compiled in: moving a static geom at run time leaves the collision
-        # broadphase at the old height (objects fell through a raised table)
-        self.model = mujoco.MjModel.from_xml_string(build_xml(self.emb, names, self.shift.table_dz))
-        self.data = mujoco.MjData(self.model)
+        # broadphase at the old height (objects fell through a raised table). One model per height
+        # an episode can have, built when first needed (same bodies and ids in each).
+        self._models: dict[float, tuple] = {}
+        self._use_model(self.shift.table_heights[0])
         self._ids()
         self.n_sub = int(round(1.0 / (self.emb.control_hz * TIMESTEP) / N_CHUNKS)) * N_CHUNKS
         s = self.image_size
@@ -137,9 +137,16 @@ class TabletopEnv(gym.Env):
         m, r = self.emb.max_step, self.emb.max_rot_step
         self.action_space = gym.spaces.Box(np.array([-m] * 3 + [-r] * 3 + [0.0], np.float32),
                                            np.array([m] * 3 + [r] * 3 + [1.0], np.float32))
-        self._renderer = _make_renderer(self.model, s) if self.do_render else None
         self._blank = np.zeros((s, s, 3), np.uint8)
         self._needs_reset = True
+
+    def _use_model(self, table_dz: float) -> None:
+        if table_dz not in self._models:
+            m = mujoco.MjModel.from_xml_string(build_xml(self.emb, self.object_names, table_dz,
+                                                         speckle=self.shift.diverse))
+            r = _make_renderer(m, self.image_size) if self.do_render else None
+            self._models[table_dz] = (m, mujoco.MjData(m), r)
+        self.model, self.data, self._renderer = self._models[table_dz]
 
     # --- model bookkeeping -----------------------------------------------------------------------
     def _ids(self):
@@ -159,8 +166,9 @@ class TabletopEnv(gym.Env):
         self._obj_geoms = {n: np.array([g for g in range(m.ngeom) if m.geom_bodyid[g] == b
                                         and m.geom_contype[g] != 0])
                            for n, b in self._obj_body.items()}
-        self._vis_ids = {"table": gid("table"),
-                         "checker": mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_MATERIAL, "table_checker")}
+        mat = lambda n: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_MATERIAL, n)  # noqa: E731
+        self._vis_ids = {"table": gid("table"), "checker": mat("table_checker"),
+                         "speckle": mat("table_speckle")}
         self._vis_base = {"table_rgba": m.geom_rgba[gid("table")].copy(),
                           "light_dir": m.light_dir[0].copy(), "light_diffuse": m.light_diffuse[0].copy(),
                           "cam_pos": m.cam_pos[0].copy(), "cam_quat": m.cam_quat[0].copy()}
@@ -172,10 +180,12 @@ class TabletopEnv(gym.Env):
             seed = int(self.np_random.integers(2**31 - 1))
         self.episode_seed = int(seed)
         rng = np.random.default_rng(self.episode_seed)
+        self.scene = self.shift.draw(self.episode_seed)
+        self._use_model(self.scene.table_dz)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
-        apply_visual(m, self._vis_ids, self._vis_base, self.shift, np.random.default_rng([seed, 1]))
-        self.table_z = self.shift.table_dz
+        apply_visual(m, self._vis_ids, self._vis_base, self.scene)
+        self.table_z = self.scene.table_dz
         # separate streams: the task layout for a seed is the same with or without a shift
         self._choose_objects(rng, np.random.default_rng([seed, 2]))
         self._place_objects(rng, np.random.default_rng([seed, 3]))
@@ -225,9 +235,11 @@ class TabletopEnv(gym.Env):
         return self._render_image()
 
     def close(self):
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for dz, (m, d, r) in list(self._models.items()):
+            if r is not None:
+                r.close()
+            self._models[dz] = (m, d, None)
+        self._renderer = None
 
     # --- episode setup ---------------------------------------------------------------------------
     def _choose_objects(self, rng, rng_extra):
@@ -242,9 +254,11 @@ class TabletopEnv(gym.Env):
             self.source, self.target, self.instruction = t.source, t.target, t.instruction
         present = [n for n in (t.source, t.target, *t.extra) if n] + picked
         self.task_present = tuple(dict.fromkeys(present))
-        if "distractors" in self.shift:
-            cand = [n for n in DISTRACTOR_POOL[self.emb.name] if n not in present]
-            present += [cand[i] for i in rng_extra.permutation(len(cand))[:2]]
+        if self.scene.n_distractors:
+            pool = (DISTRACTOR_POOL if self.scene.distractor_pool == "held_out"
+                    else TRAIN_DISTRACTORS)[self.emb.name]
+            cand = [n for n in pool if n not in present]
+            present += [cand[i] for i in rng_extra.permutation(len(cand))[:self.scene.n_distractors]]
         self.present = tuple(dict.fromkeys(present))
 
     def _place_objects(self, rng, rng_extra):

@@ -47,7 +47,9 @@ def episode_plan(cfg, dataset: str, split: str) -> list[tuple[str, int]]:
 
 def fingerprint(cfg) -> str:
     keys = ("image_size", "render_images", "seed", "expert_quality")
-    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"v": DATA_VERSION}, sort_keys=True)
+    # "scenes" enters only when not the default, so single-scene caches keep their fingerprint
+    extra = {"scenes": cfg.scenes} if cfg.scenes != "single" else {}
+    blob = json.dumps({k: getattr(cfg, k) for k in keys} | extra | {"v": DATA_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -57,9 +59,11 @@ _ENVS: dict = {}
 
 def _env(task_id: str, cfg):
     from vgps.envs import make
-    if task_id not in _ENVS:
-        _ENVS[task_id] = make(task_id, image_size=cfg.image_size, render=cfg.render_images)
-    return _ENVS[task_id]
+    key = (task_id, cfg.image_size, cfg.render_images, cfg.scenes)
+    if key not in _ENVS:
+        _ENVS[key] = make(task_id, image_size=cfg.image_size, render=cfg.render_images,
+                          shift="diverse" if cfg.scenes == "diverse" else None)
+    return _ENVS[key]
 
 
 def run_episode(task_id: str, seed: int, cfg) -> dict:
@@ -79,7 +83,9 @@ def run_episode(task_id: str, seed: int, cfg) -> dict:
             "action": np.stack(r["actions"]).astype(np.float32),
             "instruction": r["instruction"], "success": r["success"],
             "metadata": {"task_id": task_id, "embodiment": env.emb.name, "quality": r["quality"],
-                         "failure_mode": r["failure_mode"], "success": r["success"], "seed": s}}
+                         "failure_mode": r["failure_mode"], "success": r["success"], "seed": s,
+                         **({"scene": "+".join(env.scene.families()) or "default"}
+                            if cfg.scenes == "diverse" else {})}}
 
 
 def _run_chunk(job) -> str:

@@ -87,8 +87,14 @@ def _object_xml(name: str) -> str:
     return shapes[name]
 
 
-def build_xml(emb: Embodiment, object_names: tuple[str, ...], table_dz: float = 0.0) -> str:
-    """MJCF text for one embodiment with the given objects (positions set at reset)."""
+def build_xml(emb: Embodiment, object_names: tuple[str, ...], table_dz: float = 0.0,
+              speckle: bool = False) -> str:
+    """MJCF text for one embodiment with the given objects (positions set at reset); ``speckle``
+    adds the training scenes' speckled table material (tinted by the table colour)."""
+    speckle_xml = ('<texture name="speckle" type="2d" builtin="flat" mark="random" random="0.3" '
+                   'rgb1="1 1 1" markrgb="0.55 0.55 0.55" width="64" height="64"/>'
+                   '<material name="table_speckle" texture="speckle" texrepeat="4 4"/>'
+                   if speckle else "")
     half_gap = emb.max_open / 2
     tx = 0.5 * (emb.spawn_x[0] + emb.spawn_x[1])
     objs = []
@@ -115,7 +121,7 @@ def build_xml(emb: Embodiment, object_names: tuple[str, ...], table_dz: float = 
   </visual>
   <asset>
     <texture name="checker" type="2d" builtin="checker" rgb1="0.85 0.85 0.85" rgb2="0.25 0.3 0.35" width="64" height="64"/>
-    <material name="table_checker" texture="checker" texrepeat="6 6"/>
+    <material name="table_checker" texture="checker" texrepeat="6 6"/>{speckle_xml}
   </asset>
   <default>
     <geom solref="{CONTACT_SOLREF}" solimp="0.95 0.99 0.001" friction="1.5 0.005 0.0001" condim="4"/>
