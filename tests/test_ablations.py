@@ -194,11 +194,10 @@ def test_critic_variants_differ_only_where_declared_and_the_cache_key_covers_the
     with pytest.raises(KeyError, match="unknown critic 'nope'"):
         R.critic_variant(prof, "nope")
     dirs = [copy_tiny(tmp_path, "bridge_tiny"), copy_tiny(tmp_path, "fractal_tiny")]   # stats are cached beside
-    k_ours = ab.expected_cache_key(ours.critic, ours, dirs)
-    k_paper = ab.expected_cache_key(paper.critic, paper, dirs)
+    k_ours, k_paper = ab.mixture_key(ours, dirs), ab.mixture_key(paper, dirs)
     assert k_ours != k_paper          # same critic config, other labels: never reuse the cached critic
     # the key notebook 06 predicts without loading equals the key of the data notebook 02 trains on
     data = load_training_data(dirs, profile=paper, obs_keys=("state",), batch_size=8,
                               encoder=HashEncoder(), backend="memory")
     assert data.labels == label_config(paper.data) and data.labels["use_success_flag"] is False
-    assert R.cache_key(paper.critic, data) == k_paper
+    assert R.cache_key(paper.critic, data.dataset_dirs, data.weights, data.labels) == k_paper

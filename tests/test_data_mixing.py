@@ -96,7 +96,8 @@ def test_load_training_data_backends(tiny_dirs, artifacts_root, backend):
     cfg = DataConfig(image_size=32, use_success_flag=True, shuffle_buffer=64)
     kw = dict(obs_keys=("image", "state"), batch_size=16, backend=backend, encoder=HashEncoder())
     td = load_training_data(tiny_dirs, None, cfg, seed=0, **kw)
-    from vgps.data.loader import data_fingerprint, statistics_cache_path
+    from vgps.artifacts import fingerprint as data_fingerprint
+    from vgps.data.loader import statistics_cache_path
     for d in tiny_dirs:        # statistics cached under artifacts/, never beside the data
         assert not (d / "dataset_statistics.json").exists()
         f = statistics_cache_path(d, "train", data_fingerprint(d))
@@ -170,6 +171,7 @@ def test_loading_leaves_the_dataset_directory_untouched(tmp_path, artifacts_root
     the statistics cached under artifacts/ are used by the next load (no refit)."""
     from unittest import mock
 
+    from vgps.artifacts import fingerprint
     from vgps.data import loader
     d = copy_tiny(tmp_path, "bridge_tiny")
     before = _listing(d.parent)
@@ -177,7 +179,7 @@ def test_loading_leaves_the_dataset_directory_untouched(tmp_path, artifacts_root
     td = loader.load_training_data([d], None, DataConfig(), **kw)
     td.sample(0)
     assert _listing(d.parent) == before
-    f = loader.statistics_cache_path(d, "train", loader.data_fingerprint(d))
+    f = loader.statistics_cache_path(d, "train", fingerprint(d))
     assert f.is_relative_to(artifacts_root) and f.exists()
     assert not list(f.parent.glob("*.tmp"))                       # written atomically
     with mock.patch.object(loader, "iter_indexed_episodes",

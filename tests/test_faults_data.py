@@ -56,7 +56,8 @@ def test_inf_state_is_rejected_naming_dataset_episode_and_step(tmp_path):
 
 def test_poisoned_cache_from_before_the_check_is_not_served(tmp_path):
     """Statistics cached from NaN data (same fingerprint) are refitted, which names the step."""
-    from vgps.data.loader import data_fingerprint, dataset_statistics, statistics_cache_path
+    from vgps.artifacts import fingerprint as data_fingerprint
+    from vgps.data.loader import dataset_statistics, statistics_cache_path
     eps = [MK.make_episode(i, 4, seed=1) for i in range(2)]
     eps[0]["action"][2, 0] = np.inf
     d = _bridge(tmp_path, "poisoned", eps)
@@ -146,7 +147,8 @@ def test_only_non_version_directories_is_an_error(tmp_path):
 
 # ----------------------------------------------------------------- 4. truncated statistics JSON
 def test_truncated_statistics_json_is_rebuilt_with_a_warning(tmp_path, recwarn):
-    from vgps.data.loader import data_fingerprint, dataset_statistics, statistics_cache_path
+    from vgps.artifacts import fingerprint as data_fingerprint
+    from vgps.data.loader import dataset_statistics, statistics_cache_path
     d = copy_tiny(tmp_path, "bridge_tiny")
     fresh = dataset_statistics(d, refit=True)
     f = statistics_cache_path(d, "train", data_fingerprint(d))
@@ -173,6 +175,7 @@ def test_statistics_are_cached_under_artifacts_not_in_the_dataset(tmp_path):
     artifacts root, keyed by the data fingerprint, so an identical copy elsewhere reuses it."""
     from unittest import mock
 
+    from vgps.artifacts import fingerprint
     from vgps.data import loader
     d = copy_tiny(tmp_path, "bridge_tiny")
     listing = lambda: sorted((p.relative_to(d.parent).as_posix(), p.stat().st_mtime_ns)
@@ -180,12 +183,12 @@ def test_statistics_are_cached_under_artifacts_not_in_the_dataset(tmp_path):
     before = listing()
     fresh = loader.dataset_statistics(d)
     assert listing() == before
-    f = loader.statistics_cache_path(d, "train", loader.data_fingerprint(d))
+    f = loader.statistics_cache_path(d, "train", fingerprint(d))
     assert f == (tmp_path / "artifacts" / "_cache" / "statistics" /
-                 f"bridge_tiny-1.0.0-{loader.data_fingerprint(d)}-train.json")
+                 f"bridge_tiny-1.0.0-{fingerprint(d)}-train.json")
     assert f.exists() and [p.name for p in f.parent.iterdir()] == [f.name]
     twin = copy_tiny(tmp_path / "elsewhere", "bridge_tiny")    # same files, names, mtimes
-    assert loader.data_fingerprint(twin) == loader.data_fingerprint(d)
+    assert fingerprint(twin) == fingerprint(d)
     with mock.patch.object(loader, "iter_indexed_episodes",
                            side_effect=AssertionError("refitted instead of using the cache")):
         assert loader.dataset_statistics(twin)["action"] == fresh["action"]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 from flax import serialization, traverse_util
 
+from vgps.artifacts import write_atomic
 from vgps.data.normalize import ActionNormalizer, Normalizer, StateNormalizer
 
 CKPT_RE = re.compile(r"step_(\d{8})\.msgpack$")
@@ -36,15 +36,6 @@ class CheckpointError(ValueError):
 
 class CorruptCheckpointError(CheckpointError):
     """A checkpoint file that is not valid msgpack (truncated or foreign bytes)."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def to_jsonable(obj):
@@ -104,8 +95,8 @@ def from_jsonable_normalizer(d, where: str = "meta.json"):
 
 
 def save_meta(run_dir: Path, meta: dict) -> None:
-    _atomic_write(Path(run_dir) / "meta.json", (json.dumps(to_jsonable(meta), indent=1,
-                                                           sort_keys=True) + "\n").encode())
+    write_atomic(Path(run_dir) / "meta.json",
+                 (json.dumps(to_jsonable(meta), indent=1, sort_keys=True) + "\n").encode())
 
 
 def load_meta(run_dir: Path) -> dict:
@@ -123,7 +114,7 @@ def save_state(run_dir: Path, step: int, state, keep: int = 2) -> Path:
     d = Path(run_dir) / "checkpoints"
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"step_{step:08d}.msgpack"
-    _atomic_write(path, serialization.to_bytes(state))
+    write_atomic(path, serialization.to_bytes(state))
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -173,4 +164,4 @@ def restore_bytes(path: Path, template):
 
 
 def save_params(path: Path, params) -> None:
-    _atomic_write(Path(path), serialization.to_bytes(params))
+    write_atomic(Path(path), serialization.to_bytes(params))

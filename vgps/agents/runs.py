@@ -3,12 +3,9 @@ it, learning curves, held-out episodes."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import shutil
 from pathlib import Path
 
-from vgps.agents import checkpoint as ckpt
+from vgps import artifacts
 from vgps.agents.critic import load_critic
 from vgps.agents.train import read_metrics, train
 
@@ -35,34 +32,22 @@ def critic_variant(prof, name: str):
                                data=dataclasses.replace(prof.data, **data))
 
 
-def dataset_fingerprint(dataset_dirs) -> str:
-    """SHA-256 over each dataset's ``dataset_info.json`` and its files' names and sizes."""
-    h = hashlib.sha256()
-    for d in dataset_dirs:
-        d = Path(d)
-        info = d / "dataset_info.json"
-        h.update(info.read_bytes() if info.exists() else str(d).encode())
-        for f in sorted(d.glob("*.tfrecord*")):
-            h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return h.hexdigest()
-
-
 ARCH_VERSION = 2   # bump when parameter layouts or losses change (invalidates cached critics)
 
 
-def cache_key(cfg, data) -> str:
-    """Hash of the critic config, the datasets, the mix weights and the reward labelling."""
-    payload = {"arch": ARCH_VERSION, "config": dataclasses.asdict(cfg),
-               "data": dataset_fingerprint(getattr(data, "dataset_dirs", [])),
-               "weights": [float(w) for w in getattr(data, "weights", [])],
-               "labels": dict(getattr(data, "labels", None) or {})}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def cache_key(cfg, dirs, weights, labels, **extra) -> str:
+    """Key of a critic trained with ``cfg`` on the mixture of the datasets ``dirs`` with
+    ``weights``, labelled by ``labels`` (``extra``: what else selects the data, e.g. a subset);
+    from the datasets' :func:`vgps.artifacts.fingerprint`, no data loaded."""
+    return artifacts.cache_key({"arch": ARCH_VERSION, "config": dataclasses.asdict(cfg),
+                                "data": [artifacts.fingerprint(d) for d in dirs],
+                                "weights": [float(w) for w in weights],
+                                "labels": dict(labels or {}), **extra})
 
 
 def saved_key(run_dir) -> str:
     """Cache key of the critic saved in ``run_dir`` (its ``meta.json``), ``""`` if none."""
-    meta = Path(run_dir) / "meta.json"
-    return json.loads(meta.read_text()).get("cache_key", "") if meta.exists() else ""
+    return artifacts.saved_key(Path(run_dir) / "meta.json")
 
 
 def load_metrics(run_dir) -> list[dict]:
@@ -71,22 +56,25 @@ def load_metrics(run_dir) -> list[dict]:
     return read_metrics(run_dir)
 
 
-def train_cached(cfg, data, run_dir, *, progress: bool = True):
-    """Reuse ``run_dir`` if it holds a finished critic with the same cache key (hash of config +
-    dataset fingerprint); resume it if unfinished with the same key; otherwise retrain from
-    scratch. Returns ``(critic, metrics_rows, trained_now: bool, seconds)``."""
+def train_cached(cfg, data, run_dir, *, key: str | None = None, extra_meta: dict | None = None,
+                 progress: bool = True):
+    """Reuse ``run_dir`` if it holds a finished critic with the same cache key, resume it if
+    unfinished with the same key, otherwise retrain from scratch (:func:`vgps.artifacts.
+    train_or_load`). ``data``: the training data, or a function returning them (called only to
+    train; then pass ``key``, which defaults to :func:`cache_key` of the data).
+    Returns ``(critic, metrics_rows, trained_now: bool, seconds)``."""
     run_dir = Path(run_dir)
-    key = cache_key(cfg, data)
-    meta_p = run_dir / "meta.json"
-    old_key = json.loads(meta_p.read_text()).get("cache_key") if meta_p.exists() else None
-    if old_key == key and (run_dir / "critic.msgpack").exists():
+    key = key or cache_key(cfg, data.dataset_dirs, data.weights, data.labels)
+
+    def fit():
+        d = data() if callable(data) else data
+        return train(cfg, d, run_dir, progress=progress,
+                     extra_meta={"cache_key": key, "datasets": [str(x) for x in d.dataset_dirs],
+                                 **(extra_meta or {})})
+    res, fresh = artifacts.train_or_load(run_dir, key, fit, lambda: None, artefact="critic.msgpack",
+                                         stale=("checkpoints", "metrics*"))
+    if not fresh:
         return load_critic(run_dir), load_metrics(run_dir), False, 0.0
-    if old_key != key and run_dir.exists():
-        for p in [run_dir / "checkpoints", *run_dir.glob("metrics*"), run_dir / "critic.msgpack"]:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    res = train(cfg, data, run_dir, progress=progress,
-                extra_meta={"cache_key": key,
-                            "datasets": [str(d) for d in getattr(data, "dataset_dirs", [])]})
     return load_critic(run_dir), res.metrics, True, res.seconds
 
 

@@ -35,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vgps.agents import calql, checkpoint as ckpt, iql
 from vgps.agents.critic import Critic
+from vgps.artifacts import write_atomic
 from vgps.data.normalize import Normalizer
 
 
@@ -177,15 +178,14 @@ def _stale_outputs(run_dir: Path) -> list[Path]:
 
 
 def _write_logs(run_dir: Path, rows: list[dict]) -> None:
-    ckpt._atomic_write(run_dir / "metrics.jsonl",
-                       "".join(json.dumps(r) + "\n" for r in rows).encode())
+    write_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     for phase in sorted({r["phase"] for r in rows}):
         pr = [r for r in rows if r["phase"] == phase]
         buf = io.StringIO()
         w = csv.DictWriter(buf, list(pr[0].keys()), extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(pr)
-        ckpt._atomic_write(run_dir / f"metrics_{phase}.csv", buf.getvalue().encode())
+        write_atomic(run_dir / f"metrics_{phase}.csv", buf.getvalue().encode())
 
 
 # meta.json entries that change what is trained, besides the config's own fields

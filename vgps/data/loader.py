@@ -13,7 +13,6 @@ docs/design.md format from either backend:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -21,30 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vgps import artifacts
 from vgps.data.labels import label_config
-from vgps.data.normalize import (STATS_FILE, ActionNormalizer, StateNormalizer, check_finite, pool,
-                                 save_statistics)
+from vgps.data.normalize import ActionNormalizer, StateNormalizer, check_finite, pool, save_statistics
 from vgps.data.rlds import describe, iter_episodes, iter_indexed_episodes
-
-
-def dataset_files(root) -> list[tuple[str, int, int]]:
-    """``(relative path, size, mtime_ns)`` of every file under a dataset directory, sorted (a
-    ``dataset_statistics.json`` that older versions wrote beside the data is not part of it)."""
-    root = Path(root)
-    return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in root.rglob("*") if p.is_file() and p.name != STATS_FILE)
-
-
-def data_fingerprint(d: Path) -> str:
-    """SHA-256 of :func:`dataset_files` (with mtimes) and the bytes of the dataset's small JSON
-    metadata files (``dataset_info.json``, ``features.json``): it changes whenever the data are
-    rewritten (e.g. a regenerated dataset), and does not depend on where the dataset lives."""
-    d = Path(d)
-    h = hashlib.sha256(json.dumps(dataset_files(d)).encode())
-    for rel, _, _ in dataset_files(d):
-        if rel.endswith(".json"):
-            h.update(hashlib.sha256((d / rel).read_bytes()).digest())
-    return h.hexdigest()[:16]
 
 
 def statistics_cache_path(d: Path, split: str, fingerprint: str) -> Path:
@@ -60,14 +39,14 @@ def dataset_statistics(path, split: str = "train", refit: bool = False) -> dict:
     """Per-dataset statistics, computed once (images not decoded) and cached under the artifacts
     directory (:func:`statistics_cache_path`); nothing is written into the dataset directory.
 
-    The cache is keyed by the data's :func:`data_fingerprint` (and records it), so statistics
-    never outlive the data they were fitted on; an unreadable (e.g. truncated) cache file is
-    rebuilt with a warning. Returns {action: ActionNormalizer, state: StateNormalizer|None,
+    The cache is keyed by the data's :func:`vgps.artifacts.fingerprint` (and records it), so
+    statistics never outlive the data they were fitted on; an unreadable (e.g. truncated) cache
+    file is rebuilt with a warning. Returns {action: ActionNormalizer, state: StateNormalizer|None,
     instructions: [str], num_transitions, num_episodes, layout}.
     """
     info = describe(path)
     d = info["dir"]
-    fingerprint = data_fingerprint(d)
+    fingerprint = artifacts.fingerprint(d)
     f = statistics_cache_path(d, split, fingerprint)
     if not refit:
         cached = _read_cached(f, split, fingerprint, info["layout"])
@@ -158,7 +137,9 @@ class TrainingData:
             step += 1
 
 
-def _weights_for(dirs, weights, cfg) -> np.ndarray:
+def mix_weights(dirs, weights, cfg) -> np.ndarray:
+    """``weights`` checked against ``dirs``, or by default ``cfg.mix_weights`` (a ``DataConfig``)
+    by each dataset's detected layout (1.0 for an unlisted one)."""
     if weights is not None:
         w = np.asarray(weights, np.float64)
         if len(w) != len(dirs):
@@ -193,7 +174,7 @@ def load_training_data(dataset_dirs, weights=None, profile=None, encoder=None, *
     if isinstance(dataset_dirs, (str, Path)):
         dataset_dirs = [dataset_dirs]
     dirs = [describe(d)["dir"] for d in dataset_dirs]
-    w = _weights_for(dirs, weights, cfg)
+    w = mix_weights(dirs, weights, cfg)
     stats = [dataset_statistics(d, split) for d in dirs]
     counts = w / w.sum()          # pool by the sampled mixture, not by raw dataset sizes
     norm = pool([s["action"] for s in stats], counts)

@@ -15,12 +15,8 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 import jax
@@ -42,10 +38,6 @@ PAPER_TASK = {
 CRITIC_LABEL = {"calql": "Cal-QL", "iql": "IQL", "calql_sac": "Cal-QL (SAC actor)"}
 
 
-def _sha(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 # ================================================================== critics (notebooks 02 / 03)
 def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
     """``[bridge_like, fractal_like]`` of ``profile`` (generated here if notebook 01 has not)."""
@@ -57,16 +49,15 @@ def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
     return [root / "bridge_like", root / "fractal_like"]
 
 
-def expected_cache_key(cfg, prof, dirs) -> str:
-    """The key :func:`vgps.agents.runs.train_cached` would give ``cfg`` on the full mixture of
-    ``dirs``, computed without loading any data (dataset fingerprints and mix weights only)."""
+def mixture_key(prof, dirs, **extra) -> str:
+    """:func:`vgps.agents.runs.cache_key` of ``prof.critic`` on the profile's mixture of ``dirs``
+    (default weights, the profile's labels; ``extra``: e.g. a subset), without loading data."""
     from vgps.agents import runs
-    from vgps.data.loader import _weights_for
+    from vgps.data.loader import mix_weights
     from vgps.data.rlds import describe
-    resolved = [describe(d)["dir"] for d in dirs]
-    fake = SimpleNamespace(dataset_dirs=resolved, weights=_weights_for(resolved, None, prof.data),
-                           labels=label_config(prof.data))
-    return runs.cache_key(cfg, fake)
+    dirs = [describe(d)["dir"] for d in dirs]
+    return runs.cache_key(prof.critic, dirs, mix_weights(dirs, None, prof.data),
+                          label_config(prof.data), **extra)
 
 
 def load_full_data(prof, cfg, dirs):
@@ -80,21 +71,20 @@ def critic_or_train(profile: str, name: str, *, prof=None, data_fn: Callable | N
     """``(critic, status)``: the cached critic ``artifacts/<profile>/critics/<name>`` if its cache
     key matches the current config and datasets, else trained now by the same helper as notebooks
     02 / 03 (``data_fn()`` supplies the training data, loaded only when needed)."""
-    from vgps.agents import load_critic, runs
+    from vgps.agents import runs
     from vgps.config import get_profile
     from vgps.paths import artifacts_dir
     prof = runs.critic_variant(prof or get_profile(profile), name)
-    cfg = prof.critic
-    run_dir = artifacts_dir(profile, "critics", name)
     dirs = dataset_dirs(profile)
-    meta = run_dir / "meta.json"
-    if (run_dir / "critic.msgpack").exists() and meta.exists():
-        if json.loads(meta.read_text()).get("cache_key") == expected_cache_key(cfg, prof, dirs):
-            return load_critic(run_dir), "reused"
-    data = data_fn() if data_fn is not None else None
-    if data is None or getattr(data, "labels", None) != label_config(prof.data):
-        data = load_full_data(prof, cfg, dirs)     # this variant labels its data differently
-    critic, _, fresh, secs = runs.train_cached(cfg, data, run_dir, progress=False)
+
+    def data():
+        d = data_fn() if data_fn is not None else None
+        if d is None or getattr(d, "labels", None) != label_config(prof.data):
+            d = load_full_data(prof, prof.critic, dirs)   # this variant labels its data differently
+        return d
+    critic, _, fresh, secs = runs.train_cached(prof.critic, data,
+                                               artifacts_dir(profile, "critics", name),
+                                               key=mixture_key(prof, dirs), progress=False)
     return critic, (f"trained now ({secs:.0f} s)" if fresh else "reused")
 
 
@@ -126,10 +116,10 @@ def fraction_plan(prof, dirs, fraction: float, seed: int = 0) -> dict:
     for i, d in enumerate(resolved):
         name = Path(d).parent.name if Path(d).name[:1].isdigit() else Path(d).name
         kept[name] = subset_indices(dataset_statistics(d)["num_episodes"], fraction, seed + i).tolist()
-    base = expected_cache_key(prof.critic, prof, dirs)
     return {"fraction": float(fraction), "seed": int(seed), "dirs": resolved, "episodes": kept,
             "num_episodes": {k: len(v) for k, v in kept.items()},
-            "cache_key": _sha({"base": base, "fraction": float(fraction), "subset": kept})}
+            "cache_key": mixture_key(prof, dirs, subset={"fraction": float(fraction),
+                                                         "episodes": kept})}
 
 
 def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, encoder=None,
@@ -138,11 +128,11 @@ def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, enco
     episode of each dataset, in file order). Action and state normalizers are refitted on the
     subset: the critic never sees the other episodes."""
     from vgps.data.language import get_encoder
-    from vgps.data.loader import TrainingData, _weights_for
+    from vgps.data.loader import TrainingData, mix_weights
     from vgps.data.memory import MixtureSampler, TransitionStore
     from vgps.data.normalize import ActionNormalizer, StateNormalizer, pool
     resolved = plan["dirs"]
-    w = _weights_for(resolved, None, prof.data)
+    w = mix_weights(resolved, None, prof.data)
     stores, acts, states = [], [], []
     for d, eps, idx in zip(resolved, episodes, plan["episodes"].values()):
         if len(eps) <= max(idx):
@@ -168,28 +158,20 @@ def fraction_critic(profile: str, prof, fraction: float, *, seed: int = 0, encod
     trained on ``fraction`` of the training episodes, cached in
     ``artifacts/<profile>/critics/calql_frac<percent>`` under :func:`fraction_plan`'s key.
     ``episodes_fn()`` returns the training episodes; it is called only when training."""
-    from vgps.agents import load_critic
-    from vgps.agents.train import train
+    from vgps.agents import runs
     from vgps.paths import artifacts_dir
-    dirs = dataset_dirs(profile)
-    plan = fraction_plan(prof, dirs, fraction, seed)
-    run_dir = artifacts_dir(profile, "critics", f"calql_frac{round(100 * fraction)}")
-    meta = run_dir / "meta.json"
-    old = json.loads(meta.read_text()).get("cache_key") if meta.exists() else None
-    if old == plan["cache_key"] and (run_dir / "critic.msgpack").exists():
-        return load_critic(run_dir), plan, "reused"
-    if old is not None:
-        for p in [run_dir / "checkpoints", *run_dir.glob("metrics*"), run_dir / "critic.msgpack"]:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    episodes = episodes_fn() if episodes_fn is not None else load_state_episodes(plan["dirs"])
-    data = fraction_training_data(prof, plan, episodes, encoder=encoder)
-    res = train(prof.critic, data, run_dir, normalizer=data.normalizer,
-                state_normalizer=data.state_normalizer, progress=False,
-                extra_meta={"cache_key": plan["cache_key"], "data_fraction": plan["fraction"],
-                            "subset": {"seed": plan["seed"], "num_episodes": plan["num_episodes"],
-                                       "episodes": plan["episodes"]},
-                            "datasets": [str(d) for d in plan["dirs"]]})
-    return load_critic(run_dir), plan, f"trained now ({res.seconds:.0f} s)"
+    plan = fraction_plan(prof, dataset_dirs(profile), fraction, seed)
+
+    def data():
+        episodes = episodes_fn() if episodes_fn is not None else load_state_episodes(plan["dirs"])
+        return fraction_training_data(prof, plan, episodes, encoder=encoder)
+    critic, _, fresh, secs = runs.train_cached(
+        prof.critic, data, artifacts_dir(profile, "critics", f"calql_frac{round(100 * fraction)}"),
+        key=plan["cache_key"], progress=False,
+        extra_meta={"data_fraction": plan["fraction"],
+                    "subset": {"seed": plan["seed"], "num_episodes": plan["num_episodes"],
+                               "episodes": plan["episodes"]}})
+    return critic, plan, (f"trained now ({secs:.0f} s)" if fresh else "reused")
 
 
 # ================================================================== actors alone (Table 11)
@@ -295,28 +277,31 @@ def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str,
     ``artifacts/<profile>/policies/<base_name>-<tag>/`` keyed on the base policy's key, the
     datasets on disk and the fine-tuning settings; ``episodes_fn()`` (default: the zoo's loader)
     is called only when fine-tuning. Returns ``(policy, status)``."""
+    from vgps import artifacts
     from vgps.paths import artifacts_dir
     from vgps.policies import zoo
     from vgps.policies.bc import BCPolicy
     base = zoo.train_or_load(base_name, profile, language_encoder=language_encoder, verbose=False)
     base_key = zoo.saved_key(profile, base_name)
-    key = _sha({"recipe": 2, "base": base_key, "data": zoo.datasets_fingerprint(profile), "steps": num_steps,
-                "lr": lr, "batch": batch_size, "seed": seed, "tag": tag})
+    key = artifacts.cache_key({"recipe": 2, "base": base_key, "data": zoo.data_fingerprints(profile),
+                               "steps": num_steps, "lr": lr, "batch": batch_size, "seed": seed,
+                               "tag": tag})
     out = artifacts_dir(profile, "policies", f"{base_name}-{tag}")
-    weights, meta_p = out / "policy.msgpack", out / "policy.json"
-    if weights.exists() and meta_p.exists() and json.loads(meta_p.read_text()).get("key") == key:
-        return BCPolicy.from_bytes(base.spec, weights.read_bytes(), language_encoder), "reused"
-    episodes_by_set = episodes_fn() if episodes_fn is not None else zoo.load_dataset_episodes(profile)
-    data = zoo.bc_data_from_episodes(episodes_by_set, base.spec, language_encoder, episodes_filter)
-    t0 = time.time()
-    pol, losses = finetune_bc(base, data, num_steps, batch_size, lr, seed)
-    secs = time.time() - t0
-    weights.write_bytes(pol.to_bytes())
-    meta_p.write_text(json.dumps({"key": key, "base": base_name, "base_key": base_key, "tag": tag,
-                                  "num_steps": num_steps, "lr": lr, "batch_size": batch_size,
-                                  "num_transitions": len(data), "train_seconds": round(secs, 1),
-                                  "final_loss": float(losses[-1])}, indent=1, sort_keys=True) + "\n")
-    return pol, f"fine-tuned now ({secs:.0f} s)"
+
+    def fit():
+        episodes = episodes_fn() if episodes_fn is not None else zoo.load_dataset_episodes(profile)
+        data = zoo.bc_data_from_episodes(episodes, base.spec, language_encoder, episodes_filter)
+        t0 = time.time()
+        pol, losses = finetune_bc(base, data, num_steps, batch_size, lr, seed)
+        secs = time.time() - t0
+        zoo.save_policy(out, pol, {"cache_key": key, "base": base_name, "base_key": base_key,
+                                   "tag": tag, "num_steps": num_steps, "lr": lr,
+                                   "batch_size": batch_size, "num_transitions": len(data),
+                                   "train_seconds": round(secs, 1), "final_loss": float(losses[-1])})
+        return pol, f"fine-tuned now ({secs:.0f} s)"
+    load = lambda: (BCPolicy.from_bytes(base.spec, (out / zoo.WEIGHTS).read_bytes(),  # noqa: E731
+                                        language_encoder), "reused")
+    return artifacts.train_or_load(out, key, fit, load, artefact=zoo.WEIGHTS, meta=zoo.META)[0]
 
 
 # ================================================================== evaluation

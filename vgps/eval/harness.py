@@ -18,8 +18,6 @@ the same episodes (:data:`EVAL_PROTOCOL`).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sqlite3
 import time
@@ -33,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+
+from vgps.artifacts import cache_key
 
 RESULT_COLUMNS = ["task", "embodiment", "policy", "method", "K", "beta", "seed", "episode",
                   "env_seed", "success", "steps", "unstable"]
@@ -392,9 +392,8 @@ def random_policy_bounds() -> tuple[np.ndarray, np.ndarray]:
 def cache_path(cache_dir: str | Path, label: str, key_parts=()) -> Path:
     """``<cache_dir>/<label>-<hash of EVAL_PROTOCOL and key_parts>.sqlite``: a retrained model,
     or another :data:`EVAL_PROTOCOL`, gets a new file."""
-    h = hashlib.sha256(json.dumps({"protocol": EVAL_PROTOCOL, "key": list(key_parts)},
-                                  sort_keys=True, default=str).encode())
-    return Path(cache_dir) / f"{label}-{h.hexdigest()[:10]}.sqlite"
+    h = cache_key({"protocol": EVAL_PROTOCOL, "key": list(key_parts)})[:10]
+    return Path(cache_dir) / f"{label}-{h}.sqlite"
 
 
 def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=None, encoder=None,

@@ -1,14 +1,13 @@
 """The five generalist stand-ins of the paper's Table 2, trained once per profile and cached.
 
 ``train_or_load(name, profile)`` → :class:`~vgps.policies.bc.BCPolicy`, stored as msgpack under
-``artifacts/<profile>/policies/<name>/`` with a JSON sidecar; the cache key hashes the spec, the
-``PolicyConfig`` and a fingerprint of the training data, so later notebooks reuse the weights.
+``artifacts/<profile>/policies/<name>/`` with a JSON sidecar; the cache key (:mod:`vgps.artifacts`)
+hashes the spec, the ``PolicyConfig`` and the datasets' fingerprints, so later notebooks reuse it.
 ``train_or_load(..., episodes_filter=...)`` trains on a subset (e.g. one embodiment, Table 7).
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import time
@@ -17,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from vgps import artifacts
 from vgps.config import get_profile
-from vgps.data.loader import dataset_files
 from vgps.paths import artifacts_dir
 from vgps.policies.bc import BCData, BCPolicy, PolicySpec, spec_to_dict, train_bc
 
@@ -39,6 +38,7 @@ SPECS: dict[str, PolicySpec] = {
 }
 NAMES = tuple(SPECS)
 DATASETS = ("bridge_like", "fractal_like")
+WEIGHTS, META = "policy.msgpack", "policy.json"    # in artifacts/<profile>/policies/<name>/
 
 _REPHRASE = [(r"^put (.+?) on (.+)$", ["place {0} on {1}", "move {0} onto {1}", "set {0} on top of {1}"]),
              (r"^put (.+?) into (.+)$", ["place {0} into {1}", "drop {0} in {1}"]),
@@ -58,18 +58,22 @@ def rephrasings(instruction: str) -> list[str]:
     return out
 
 
+def dataset_roots(profile: str, datasets=DATASETS) -> list[Path]:
+    """``artifacts/<profile>/datasets/<name>`` of each dataset (an error says how to make one)."""
+    roots = [artifacts_dir(profile, "datasets", name) for name in datasets]
+    for path in roots:
+        if not any(path.iterdir()):
+            raise FileNotFoundError(f"no dataset at {path}; generate it first: "
+                                    f"python -m vgps.envs.generate --profile {profile}")
+    return roots
+
+
 def load_dataset_episodes(profile: str, datasets=DATASETS, keys=("state",)) -> dict[str, list[dict]]:
     """Training-split episodes of ``artifacts/<profile>/datasets/<name>`` (images not decoded
     unless ``"image" in keys``)."""
     from vgps.data.rlds import load_episodes
-    out = {}
-    for name in datasets:
-        path = artifacts_dir(profile, "datasets", name)
-        if not any(path.iterdir()):
-            raise FileNotFoundError(f"no dataset at {path}; generate it first: "
-                                    f"python -m vgps.envs.generate --profile {profile}")
-        out[name] = load_episodes(path, keys=tuple(keys))
-    return out
+    return {name: load_episodes(path, keys=tuple(keys))
+            for name, path in zip(datasets, dataset_roots(profile, datasets))}
 
 
 def bc_data_from_episodes(episodes_by_set: dict[str, list[dict]], spec: PolicySpec, encoder,
@@ -100,42 +104,25 @@ def bc_data_from_episodes(episodes_by_set: dict[str, list[dict]], spec: PolicySp
                   np.concatenate(weights))
 
 
-def episodes_fingerprint(episodes_by_set: dict[str, list[dict]]) -> str:
-    """SHA-256 over every episode's actions, states and instruction (order-sensitive)."""
-    h = hashlib.sha256()
-    for name in sorted(episodes_by_set):
-        h.update(name.encode())
-        for e in episodes_by_set[name]:
-            h.update(np.ascontiguousarray(e["action"], np.float32).tobytes())
-            h.update(np.ascontiguousarray(e["observation"]["state"], np.float32).tobytes())
-            h.update(e["instruction"].encode())
-    return h.hexdigest()[:16]
+def data_fingerprints(profile: str) -> list[str]:
+    """:func:`vgps.artifacts.fingerprint` of each of the profile's datasets."""
+    return [artifacts.fingerprint(root) for root in dataset_roots(profile)]
 
 
-def datasets_fingerprint(profile: str, datasets=DATASETS) -> str:
-    """SHA-256 over the names and sizes of the dataset files on disk (no TensorFlow, no decoding;
-    :func:`vgps.data.loader.dataset_files`, without mtimes: regenerating identical data keeps it)."""
-    h = hashlib.sha256()
-    for name in datasets:
-        root = artifacts_dir(profile, "datasets", name)
-        files = dataset_files(root)
-        if not files:
-            raise FileNotFoundError(f"no dataset at {root}; generate it first: "
-                                    f"python -m vgps.envs.generate --profile {profile}")
-        for rel, size, _ in files:
-            h.update(f"{rel}:{size};".encode())
-    return "disk-" + h.hexdigest()[:16]
+def policy_key(spec: PolicySpec, policy_cfg, fingerprints: list[str], tag: str = "") -> str:
+    return artifacts.cache_key({"spec": spec_to_dict(spec), "cfg": dataclasses.asdict(policy_cfg),
+                                "data": fingerprints, "tag": tag})
 
 
-def cache_key(spec: PolicySpec, policy_cfg, data_fp: str, tag: str = "") -> str:
-    blob = json.dumps({"spec": spec_to_dict(spec), "cfg": dataclasses.asdict(policy_cfg),
-                       "data": data_fp, "tag": tag}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def save_policy(out: Path, policy: BCPolicy, meta: dict) -> None:
+    """Weights, then the JSON sidecar holding the cache key, each written atomically."""
+    artifacts.write_atomic(out / WEIGHTS, policy.to_bytes())
+    artifacts.write_atomic(out / META, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
 
 
-def train_or_load(name: str, profile: str, *, episodes_by_set: dict | None = None,
-                  episodes_filter: Callable[[str, dict], bool] | None = None, tag: str = "",
-                  language_encoder=None, policy_cfg=None, verbose: bool = True) -> BCPolicy:
+def train_or_load(name: str, profile: str, *, episodes_filter: Callable[[str, dict], bool] | None = None,
+                  tag: str = "", language_encoder=None, policy_cfg=None,
+                  verbose: bool = True) -> BCPolicy:
     """Load the cached stand-in ``name`` for ``profile`` or train it (``episodes_filter`` + ``tag``
     select a subset, stored under ``policies/<name>[-tag]``)."""
     if name not in SPECS:
@@ -145,31 +132,29 @@ def train_or_load(name: str, profile: str, *, episodes_by_set: dict | None = Non
     if language_encoder is None:
         from vgps.data.language import get_encoder
         language_encoder = get_encoder(get_profile(profile).data.language_encoder)
-    on_disk = episodes_by_set is None or episodes_by_set is _DISK
-    fp = datasets_fingerprint(profile) if on_disk else episodes_fingerprint(episodes_by_set)
-    key = cache_key(spec, cfg, fp, tag)
+    fps = data_fingerprints(profile)
+    key = policy_key(spec, cfg, fps, tag)
     out = artifacts_dir(profile, "policies", name + (f"-{tag}" if tag else ""))
-    weights, meta_path = out / "policy.msgpack", out / "policy.json"
-    if weights.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        return BCPolicy.from_bytes(spec, weights.read_bytes(), language_encoder)
-    if on_disk:
-        episodes_by_set = _disk_episodes(profile)
-    data = bc_data_from_episodes(episodes_by_set, spec, language_encoder, episodes_filter)
-    steps = max(1, int(round(cfg.num_steps * spec.steps_scale)))
-    t0 = time.time()
-    params, stats, losses = train_bc(spec, data, steps, cfg.batch_size, cfg.lr, cfg.seed,
-                                     log_every=max(steps // 5, 1), verbose=verbose)
-    pol = BCPolicy(spec, params, stats, language_encoder)
-    weights.write_bytes(pol.to_bytes())
-    meta = {"key": key, "spec": spec_to_dict(spec), "policy_cfg": dataclasses.asdict(cfg),
-            "data_fingerprint": fp, "tag": tag, "num_transitions": len(data), "num_steps": steps,
-            "num_params": pol.num_params(), "train_seconds": round(time.time() - t0, 1),
-            "final_loss": float(losses[~np.isnan(losses)][-1])}
-    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    return pol
+
+    def fit():
+        data = bc_data_from_episodes(_disk_episodes(profile), spec, language_encoder,
+                                     episodes_filter)
+        steps = max(1, int(round(cfg.num_steps * spec.steps_scale)))
+        t0 = time.time()
+        params, stats, losses = train_bc(spec, data, steps, cfg.batch_size, cfg.lr, cfg.seed,
+                                         log_every=max(steps // 5, 1), verbose=verbose)
+        pol = BCPolicy(spec, params, stats, language_encoder)
+        save_policy(out, pol, {"cache_key": key, "spec": spec_to_dict(spec),
+                               "policy_cfg": dataclasses.asdict(cfg), "data_fingerprint": fps,
+                               "tag": tag, "num_transitions": len(data), "num_steps": steps,
+                               "num_params": pol.num_params(),
+                               "train_seconds": round(time.time() - t0, 1),
+                               "final_loss": float(losses[~np.isnan(losses)][-1])})
+        return pol
+    load = lambda: BCPolicy.from_bytes(spec, (out / WEIGHTS).read_bytes(), language_encoder)  # noqa: E731
+    return artifacts.train_or_load(out, key, fit, load, artefact=WEIGHTS, meta=META)[0]
 
 
-_DISK = object()          # marker: the profile's generated datasets, fingerprinted on disk
 _loaded: dict[str, dict] = {}
 
 
@@ -186,23 +171,20 @@ def load_all(profile: str, names=NAMES, **kw) -> dict[str, BCPolicy]:
 
 
 def train_seconds(profile: str, name: str) -> float | None:
-    p = Path(artifacts_dir(profile, "policies", name)) / "policy.json"
+    p = Path(artifacts_dir(profile, "policies", name)) / META
     return json.loads(p.read_text())["train_seconds"] if p.exists() else None
 
 
 def saved_key(profile: str, name: str) -> str:
     """Cache key of the policy saved as ``artifacts/<profile>/policies/<name>``, ``""`` if none."""
-    p = artifacts_dir(profile, "policies", name) / "policy.json"
-    return json.loads(p.read_text()).get("key", "") if p.exists() else ""
+    return artifacts.saved_key(artifacts_dir(profile, "policies", name) / META)
 
 
 def is_cached(name: str, profile: str) -> bool:
     """True when ``train_or_load(name, profile)`` would load without training."""
-    p = artifacts_dir(profile, "policies", name) / "policy.json"
-    if not p.exists():
-        return False
-    key = cache_key(SPECS[name], get_profile(profile).policy, datasets_fingerprint(profile), "")
-    return json.loads(p.read_text()).get("key") == key
+    key = policy_key(SPECS[name], get_profile(profile).policy, data_fingerprints(profile))
+    return (saved_key(profile, name) == key
+            and (artifacts_dir(profile, "policies", name) / WEIGHTS).exists())
 
 
 def ensure_trained(profile: str, names=NAMES) -> None:
