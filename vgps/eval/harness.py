@@ -398,13 +398,16 @@ def cache_path(cache_dir: str | Path, label: str, key_parts=()) -> Path:
 
 def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=None, encoder=None,
                    make_env: Callable | None = None, num_envs: int = 16, key_parts=(),
-                   env_pool: dict | None = None, verbose: bool = False) -> Evaluator:
+                   env_pool: dict | None = None, verbose: bool = False, shift: str | None = None,
+                   render: bool = False) -> Evaluator:
     """A cached :class:`Evaluator` whose agent is a :class:`~vgps.steer.ValueGuidedPolicy` of
     ``policies[cfg.policy]`` in mode ``cfg.method`` with ``critic`` (one critic object, with its
     own action normalizer, shared by every policy).
 
     ``make_env``: ``task -> env`` (default: the embedded suite, ``vgps.envs.make(task,
-    render=False)``; pass :func:`vgps.eval.simpler.make_simpler` for SIMPLER). The per-episode
+    shift=shift, render=render)``: render for critics or policies that read the camera; a shift
+    is part of the cache key and has its own environments in ``env_pool``; pass
+    :func:`vgps.eval.simpler.make_simpler` for SIMPLER). The per-episode
     cache is :func:`cache_path` ``(cache_dir, label, key_parts)``: pass the critic's and the
     policies' cache keys, so retrained models are re-evaluated. ``env_pool``: a dict shared by
     several evaluators so they step the same environment instances (every episode starts with a
@@ -414,8 +417,16 @@ def make_evaluator(cache_dir: str | Path, label: str, policies: dict, *, critic=
     if make_env is None:
         import vgps.envs as envs
         from vgps.envs.tasks import TASKS
-        make_env = lambda task: envs.make(task, render=False)  # noqa: E731
+        from vgps.envs.shifts import parse_shift
+        parse_shift(shift)                                  # an unknown shift fails here
+        make_env = lambda task: envs.make(task, shift=shift, render=render)  # noqa: E731
         horizon = lambda task: TASKS[task].horizon if task in TASKS else None  # noqa: E731
+        key_parts = (*key_parts, {"shift": shift}) if shift else key_parts
+        if env_pool is not None and (shift or render):      # never share envs across scenes
+            env_pool = env_pool.setdefault(("scene", shift, render), {})
+    elif shift is not None or render:
+        raise ValueError("shift= and render= configure the default environments; with make_env= "
+                         "build them into make_env")
     low, high = random_policy_bounds()
 
     def make_agent(cfg: RunConfig):
