@@ -187,8 +187,11 @@ def test_training_and_held_out_scene_ranges_are_disjoint():
     assert parse_shift("diverse+table_height_high").draw(3).table_dz == INCH
     d = parse_shift("diverse+distractors").draw(0)
     assert (d.distractor_pool, d.n_distractors) == ("held_out", 2)
+    from vgps.envs.tasks import TASKS, task_objects
     for emb in TRAIN_DISTRACTORS:
-        assert not set(TRAIN_DISTRACTORS[emb]) & set(DISTRACTOR_POOL[emb])
+        used = {n for t in TASKS.values() if t.embodiment == emb for n in task_objects(t)}
+        assert not set(TRAIN_DISTRACTORS[emb]) & used      # training clutter: never a task object
+        assert set(DISTRACTOR_POOL[emb]) <= used           # held-out clutter: other tasks' objects
 
 
 def test_diverse_scenes_are_seeded_and_the_expert_still_succeeds():

@@ -20,7 +20,8 @@ SHIFTS = {
     "table_height_high": "table 1 inch higher",
     "lighting": "key light dimmer and more oblique than in any training scene",
     "camera_jitter": "camera moved 2-3 cm and turned 2-3 degrees per axis",
-    "distractors": "two extra catalogue objects no training scene holds",
+    "distractors": "two objects of the embodiment's other tasks as clutter (never clutter in "
+                   "training scenes)",
     "diverse": "a training scene: each family below drawn at random per episode from its "
                "training range, disjoint from the held-out variants above",
 }
@@ -33,9 +34,13 @@ HELDOUT_RANGE = {"hue": (0.5, 0.95), "light_xy": (0.5, 0.8), "light": (0.25, 0.4
                  "cam_pos": (0.02, 0.03), "cam_deg": (2.0, 3.0), "table_dz": (-INCH, INCH),
                  "distractors": (2, 2)}
 DIVERSE_P = 0.5          # each family is varied in a training scene with this probability
-TRAIN_DISTRACTORS = {"widowx": ("apple", "sponge"), "google_robot": ("green_block", "spoon")}
-DISTRACTOR_POOL = {"widowx": ("orange", "coke_can", "pepsi_can"),        # held out
-                   "google_robot": ("yellow_block", "carrot", "eggplant")}
+# Training clutter: objects no task of the embodiment uses. Held-out clutter: objects of the
+# embodiment's other tasks, which its data show only as task objects, never as clutter (so a
+# state-based policy has seen their state slots, but never as distractors).
+TRAIN_DISTRACTORS = {"widowx": ("apple", "sponge", "orange"),
+                     "google_robot": ("green_block", "spoon", "carrot")}
+DISTRACTOR_POOL = {"widowx": ("eggplant", "spoon", "green_block", "yellow_block"),   # held out
+                   "google_robot": ("apple", "orange", "sponge", "pepsi_can")}
 _FAMILIES = ("table_color", "table_texture", "table_height", "lighting", "camera_jitter",
              "distractors")
 
