@@ -7,13 +7,15 @@ Removes papermill's per-cell metadata (start/end time, duration, status), nbclie
 cell: committed notebooks must not carry one, or nbval (which reads ``$VGPS_PROFILE`` through the
 parameters cell) would run the injected profile instead of ``smoke``. The checkout's absolute
 path is removed from text outputs (``/home/me/vgps/figures/x.png`` → ``figures/x.png``), so the
-same run in two clones gives the same notebook bytes.
+same run in two clones gives the same notebook bytes. stderr outputs that hold only progress-bar
+states (tqdm) are dropped: a committed notebook carries results, not bars.
 
     python scripts/strip_notebook.py [--drop-injected] [--check] notebooks/*.ipynb
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +36,20 @@ def _relative(text, prefix: str):
     return text.replace(prefix, "") if isinstance(text, str) else text
 
 
+# one tqdm bar state: "desc:  40%|####      | 2/5 [00:01<00:02,  1.2it/s, loss=3]"
+_BAR = re.compile(r"^.*\d+%\|.*\| *[\d.?]+[kM]?/[\d.?]+[kM]? \[.*\]\s*$")
+
+
+def _is_progress(o) -> bool:
+    """A stderr stream output holding only progress-bar states (tqdm redraws with \\r): the
+    bars show progress while a notebook runs, and are noise in a committed one."""
+    if o.get("output_type") != "stream" or o.get("name") != "stderr":
+        return False
+    text = "".join(o.get("text", ""))
+    parts = [p for p in re.split(r"[\r\n]", text) if p.strip()]
+    return all(_BAR.match(p) for p in parts)          # whitespace only: a bar's last newline
+
+
 def strip(nb, drop_injected: bool = False, repo_prefix: str = REPO_PREFIX):
     """Strip ``nb`` (a NotebookNode) in place and return it."""
     pm = nb.metadata.get("papermill")
@@ -50,6 +66,8 @@ def strip(nb, drop_injected: bool = False, repo_prefix: str = REPO_PREFIX):
         md = c.get("metadata", {})
         md.pop("papermill", None)
         md.pop("execution", None)
+        if "outputs" in c:
+            c["outputs"] = [o for o in c["outputs"] if not _is_progress(o)]
         for o in c.get("outputs", []):
             o.get("metadata", {}).pop("execution", None)
             if "text" in o:

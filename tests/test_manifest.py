@@ -14,7 +14,7 @@ from vgps.paths import REPO
 from vgps.plotting import save_figure, save_table
 
 sys.path.insert(0, str(REPO / "scripts"))
-from strip_notebook import has_injected_cell, strip  # noqa: E402
+from strip_notebook import _is_progress, has_injected_cell, strip  # noqa: E402
 
 VERSIONS = {"python": "3.11.0", "jax": "0.0"}
 
@@ -152,6 +152,25 @@ def test_strip_notebook_removes_the_checkout_path_from_outputs():
     assert c.outputs[1]["data"]["text/plain"] == "[PosixPath('figures/default/f.png')]"
 
 
+def test_strip_notebook_drops_progress_bars_and_keeps_other_stderr():
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell("train(...)")
+    bars = ("calql:   0%|          | 0/5000 [00:00<?, ?it/s]\rcalql:   2%|▏         | 99/5000 "
+            "[00:08<07:07, 11.46it/s, loss=55, phase=critic]")
+    c.outputs = [nbformat.v4.new_output("stream", name="stdout", text="profile=default\n"),
+                 nbformat.v4.new_output("stream", name="stderr", text=bars),
+                 nbformat.v4.new_output("stream", name="stderr", text="\n"),
+                 nbformat.v4.new_output("stream", name="stderr", text="episodes: 100%|##| 2400/2400 "
+                                        "[02:35<00:00, 15.4ep/s]\n"),
+                 nbformat.v4.new_output("stream", name="stderr", text="UserWarning: row 3 dropped\n"),
+                 nbformat.v4.new_output("stream", name="stdout", text="50%|##| 1/2 [00:01<00:01]\n")]
+    nb.cells = [c]
+    strip(nb)
+    assert [(o["name"], o["text"]) for o in c.outputs] == [
+        ("stdout", "profile=default\n"), ("stderr", "UserWarning: row 3 dropped\n"),
+        ("stdout", "50%|##| 1/2 [00:01<00:01]\n")]
+
+
 @pytest.mark.parametrize("nb", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
 def test_committed_notebooks_are_clean(nb):
     """No papermill timing, no injected parameters (nbval must read $VGPS_PROFILE), and the
@@ -162,6 +181,7 @@ def test_committed_notebooks_are_clean(nb):
         assert "papermill" not in c.metadata and "execution" not in c.metadata
         shown = nbformat.writes(nbformat.v4.new_notebook(cells=[c])) if c.cell_type == "code" else ""
         assert "PosixPath('/" not in shown, "an absolute checkout path in an output: strip it"
+        assert not any(_is_progress(o) for o in c.get("outputs", [])), "progress bars: strip"
     code = [c for c in node.cells if c.cell_type == "code"]
     assert code and "parameters" in code[0].metadata.get("tags", [])
     assert 'profile = os.environ.get("VGPS_PROFILE", "default")' in code[0].source

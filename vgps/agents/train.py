@@ -298,7 +298,7 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
     end = total if stop_after is None else min(total, stop_after)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm      # text bars: tqdm.auto warns without ipywidgets
         bar = tqdm(total=total, initial=step, desc=run_dir.name, mininterval=30.0)
     t0 = time.perf_counter()
     try:

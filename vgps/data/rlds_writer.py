@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from pathlib import Path
@@ -190,7 +189,7 @@ def _write_split(episodes: Iterable[dict], ds_dir: Path, name: str, split: str, 
                  features, meta_types: dict, total: int | None) -> tuple[list[int], int]:
     """Stream episodes into TFRecord shards; return (shard_lengths, num_bytes)."""
     import tensorflow as tf
-    from tqdm.auto import tqdm
+    from tqdm import tqdm      # text bars: tqdm.auto warns without ipywidgets
 
     # Protobuf map order is not fixed across processes unless asked: serialize deterministically.
     serializer = _tfds().core.example_serializer.ExampleSerializer(features.get_serialized_info())
@@ -265,8 +264,3 @@ def write_rlds(episodes: Iterable[dict] | Mapping[str, Iterable[dict]], out_dir:
     for junk in ds_dir.glob(".tmp-*"):
         junk.unlink()
     return ds_dir
-
-
-def remove_dataset(path: str | Path) -> None:
-    """Delete a dataset directory written by :func:`write_rlds` (used by tests/scripts)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -125,7 +125,7 @@ def load_chunk(path: Path) -> list[dict]:
 def generate(profile: str = "default", out: str | Path | None = None, workers: int | None = None,
              cfg=None, quiet: bool = False) -> dict:
     """Generate both datasets (both splits); returns ``{name: path}`` plus a summary JSON."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm      # text bars: tqdm.auto warns without ipywidgets
 
     from vgps.config import get_profile
     from vgps.data.rlds_writer import write_rlds
