@@ -41,7 +41,7 @@ def _workload(name: str) -> float:
     if name == "steer":
         import jax
 
-        from bench.bench_overhead import build
+        from vgps.eval.overhead import build
         from vgps.steer import ValueGuidedPolicy
         policy, critic, obs = build("state")
         obs = {"state": np.repeat(obs["state"], 16, 0)}
@@ -56,8 +56,8 @@ def _workload(name: str) -> float:
 
 
 def _enc():
-    from bench.bench_overhead import _Enc
-    return _Enc()
+    from vgps.eval.overhead import FixedEncoder
+    return FixedEncoder()
 
 
 def _env(setting: str) -> dict:

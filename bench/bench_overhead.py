@@ -1,123 +1,15 @@
-"""Paper Table 9 analogue: per-step latency of a base policy vs +V-GPS at K = 10, 30, 50, 100.
-
-One robot (B = 1), measured side by side in one run (interleaved repetitions, median). Four
-policy/critic pairs: ``octo-scale`` (Octo-small's proportions: a 22M-parameter ViT-S/16 trunk on a
-256-px image, 20-step diffusion head) with the conv critic reading the frame at 64 px, the
-resolution every image critic here trains at (``CriticConfig.input_image_size``: a 4x4 area
-average inside the jitted encoder); ``octo-scale-256`` (the same policy, the conv critic on the full
-256-px frame); ``image`` (the 64-px conv diffusion stand-in and conv critic) and ``state`` (the pair
-behind the default-profile tables).
-Rows: the policy alone (one sample); + V-GPS with the critic's encoder run once per observation
-(ours: dispatched before the policy samples, so under JAX's asynchronous dispatch the two overlap);
-the same but encoding only after the policy has sampled (no overlap); + V-GPS re-encoding the image K times (the released code's cost model, the paper's
-1.28×–2.12×); the policy drawing K samples with no critic. ``critic_share`` = (V-GPS − K samples)
-/ base: what scoring adds beyond the policy's own K samples. Weights are freshly initialised:
-latency does not depend on them.
-"""
+"""`python -m bench overhead`: the paper's Table 9 analogue, :func:`vgps.eval.overhead.measure`
+for every modality, printed and saved under ``artifacts/<profile>/timing/``."""
 from __future__ import annotations
 
 import os
-import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from vgps.steer import ValueGuidedPolicy  # noqa: E402
-
-KS = (10, 30, 50, 100)
-MODALITIES = ("octo-scale", "octo-scale-256", "image", "state")
-PAPER_ROWS = ("base", "V-GPS (re-encode K×)")    # the paper's critic re-encodes per candidate
-PAPER = {1: (0.0752, 1.00), 10: (0.0963, 1.28), 30: (0.1096, 1.46), 50: (0.1196, 1.59),
-         100: (0.1596, 2.12)}
-
-
-class _Enc:
-    """Fixed instruction embedding (the real encoder is cached per instruction anyway)."""
-    def encode(self, texts):
-        return np.stack([np.random.default_rng(len(t)).standard_normal(512).astype(np.float32)
-                         for t in texts])
-
-
-class EncodeAfter(ValueGuidedPolicy):
-    """V-GPS without the early embedding: the encoder runs after the policy sampled (no overlap)."""
-
-    def embedding(self, observations, instructions):
-        return None
-
-
-def build(modality: str):
-    from vgps.agents.critic import Critic
-    from vgps.config import CriticConfig
-    from vgps.data.normalize import ActionNormalizer
-    from vgps.nets.critic import CriticNet
-    from vgps.policies.bc import BCPolicy, PolicySpec, fit_stats, init_params
-    rng = np.random.default_rng(0)
-    acts = np.concatenate([0.01 * rng.standard_normal((1000, 6)), rng.integers(0, 2, (1000, 1))], 1)
-    if modality.startswith("octo-scale"):
-        # Octo-small's proportions: ViT-S/16 on a 256-px image, 3-layer 256-wide diffusion head,
-        # 20 denoising steps, chunk 4; the critic's conv encoder runs once on the same frame, read
-        # at 64 px (or at the full 256 px for "octo-scale-256")
-        spec = PolicySpec("octo-small-vit", "diffusion", (384,), (256, 256, 256), chunk=4,
-                          diffusion_steps=20, vit=(16, 384, 12, 6))
-        obs = {"image": rng.integers(0, 255, (1, 256, 256, 3), dtype=np.uint8)}
-        cfg = CriticConfig(obs_modality="image", encoder="conv_small",
-                           input_image_size=None if modality == "octo-scale-256" else 64)
-    elif modality == "image":
-        spec = PolicySpec("octo-small-img", "diffusion", (256, 256), (128, 128), chunk=4,
-                          diffusion_steps=10, image_channels=(32, 64, 64, 128))
-        obs = {"image": rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)}
-        cfg = CriticConfig(obs_modality="image", encoder="conv_small")
-    else:
-        spec = PolicySpec("octo-small", "diffusion", (128, 128), (128, 128), chunk=4, diffusion_steps=10)
-        obs = {"state": rng.standard_normal((1, 32)).astype(np.float32)}
-        cfg = CriticConfig(obs_modality="state", encoder="mlp")
-    obs_shape = obs[spec.obs_key].shape[1:]
-    params = init_params(spec, obs_shape, 512, jax.random.PRNGKey(0))
-    policy = BCPolicy(spec, params, fit_stats(acts.astype(np.float32)), _Enc())
-    cparams = CriticNet(cfg).init(jax.random.PRNGKey(1), obs, jnp.zeros((1, 512)), jnp.zeros((1, 7)))
-    critic = Critic(cfg, cparams, ActionNormalizer.fit(acts))
-    return policy, critic, obs
-
-
-def measure(modality: str, reps: int = 15) -> pd.DataFrame:
-    policy, critic, obs = build(modality)
-    instr = ["put eggplant into yellow basket"]
-    agents = {("base", 1): ValueGuidedPolicy(policy, mode="policy")}
-    for k in KS:
-        agents[("V-GPS (encode once)", k)] = ValueGuidedPolicy(policy, critic, K=k, beta=0.0,
-                                                              language_encoder=_Enc())
-        agents[("V-GPS (encode once, after the policy)", k)] = EncodeAfter(
-            policy, critic, K=k, beta=0.0, language_encoder=_Enc())
-        agents[("V-GPS (re-encode K×)", k)] = ValueGuidedPolicy(policy, critic, K=k, beta=0.0,
-                                                               language_encoder=_Enc(), reencode=True)
-    for k in KS:                              # the policy's own cost of K proposals, no critic
-        agents[("policy K samples, no critic", k)] = ValueGuidedPolicy(policy, K=k, mode="random_select")
-    times = {key: [] for key in agents}
-    key0 = jax.random.PRNGKey(0)[None]                         # one key per row (B = 1)
-    for a in agents.values():                                  # compile
-        a.act(obs, instr, key0)
-        a.act(obs, instr, key0)
-    for r in range(reps):                                      # interleaved: same machine load
-        for key, a in agents.items():
-            t0 = time.perf_counter()
-            a.act(obs, instr, jax.random.fold_in(key0[0], r)[None])
-            times[key].append(time.perf_counter() - t0)
-    base = float(np.median(times[("base", 1)]))
-    sampling = {k: float(np.median(times[("policy K samples, no critic", k)])) for k in KS}
-    rows = []
-    for (method, k), ts in times.items():
-        med = float(np.median(ts))
-        rows.append({"modality": modality, "method": method, "K": k, "latency_ms": 1e3 * med,
-                     "overhead": med / base,
-                     # what the critic adds on top of the policy's own K samples, in base steps
-                     "critic_share": (med - sampling[k]) / base if method.startswith("V-GPS") else np.nan,
-                     "paper_s": PAPER[k][0] if method in PAPER_ROWS else np.nan,
-                     "paper_overhead": PAPER[k][1] if method in PAPER_ROWS else np.nan})
-    return pd.DataFrame(rows)
+from vgps.eval.overhead import MODALITIES, measure  # noqa: E402
 
 
 def main() -> pd.DataFrame:

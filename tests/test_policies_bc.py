@@ -62,3 +62,27 @@ def test_subset_and_rephrasing():
     assert len(d.lang_table) == len(rephrasings("put carrot on plate")) > 1
     with pytest.raises(ValueError, match="no training episodes"):
         bc_data_from_episodes({"bridge_like": eps}, spec, HashEncoder(), lambda n, e: False)
+
+
+def test_finetune_starts_from_the_policy_and_keeps_its_statistics():
+    import jax
+
+    from vgps.policies.zoo import finetune_bc
+    rng = np.random.default_rng(0)
+    spec = PolicySpec("tiny", "diffusion", (16,), (16,), chunk=2, diffusion_steps=4)
+    acts = np.concatenate([0.02 * rng.standard_normal((64, 2, 6)), rng.integers(0, 2, (64, 2, 1))], -1)
+    data = BCData(rng.standard_normal((64, 5)).astype(np.float32), rng.integers(0, 2, 64),
+                  rng.standard_normal((2, 512)).astype(np.float32), acts.astype(np.float32))
+    params, stats, _ = train_bc(spec, data, 3, 16, 1e-3, 0, verbose=False)
+    base = BCPolicy(spec, params, stats, HashEncoder())
+    shifted = BCData(data.state, data.lang_idx, data.lang_table, (acts * 3).astype(np.float32))
+    ft, losses = finetune_bc(base, shifted, 4, 16, 1e-3, seed=0)
+    assert losses.shape == (4,) and np.isfinite(losses).all()
+    for k in stats:
+        assert np.array_equal(np.asarray(ft.stats[k]), np.asarray(base.stats[k]))
+    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(ft.params), jax.tree.leaves(base.params))]
+    assert any(moved)
+    again, _ = finetune_bc(base, shifted, 4, 16, 1e-3, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ft.params), jax.tree.leaves(again.params)))
+    out = ft.sample_actions({"state": data.state[:2]}, ["a", "b"], 3, keys(0, 2))
+    assert out.shape == (2, 3, 7)

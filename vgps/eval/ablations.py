@@ -5,17 +5,14 @@
   (:func:`vgps.agents.runs.train_cached`), so notebook 06 also runs alone;
 - data fractions (Table 8): :func:`subset_indices` (nested, seeded episode subsets),
   :func:`fraction_plan`, :func:`fraction_training_data` and :func:`fraction_critic`;
-- actors alone (Table 11): :class:`ActorPolicy` / :func:`load_actor`, the tanh-Gaussian actor of a
-  training run (IQL's AWR actor, Cal-QL's SAC actor or frozen behaviour π) behind the
-  :class:`~vgps.policies.base.Policy` protocol;
-- fine-tuning the generalist (Table 7): :func:`finetune_bc`, :func:`finetune_or_load`;
-- the gripper check of Table 11: :func:`gripper_agreement`;
+- the gripper check of Table 11: :func:`gripper_agreement` (the actors themselves:
+  :mod:`vgps.policies.actor`; fine-tuning, Table 7: :func:`vgps.policies.zoo.finetune_or_load`;
+  overhead, Table 9: :mod:`vgps.eval.overhead`);
 - evaluation: :func:`run_configs` over a :func:`vgps.eval.harness.make_evaluator`;
 - tables and figures: :func:`rates`, :func:`paper_rates`, :func:`plot_ours_vs_paper`.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -174,153 +171,11 @@ def fraction_critic(profile: str, prof, fraction: float, *, seed: int = 0, encod
     return critic, plan, (f"trained now ({secs:.0f} s)" if fresh else "reused")
 
 
-# ================================================================== actors alone (Table 11)
-class ActorPolicy:
-    """The tanh-Gaussian actor of a Cal-QL / IQL run as a black-box policy.
-
-    Observations are standardised with the run's state normalizer, actions come out in the
-    critic's normalised space (``bound · tanh``) and are mapped back with the run's action
-    normalizer (the gripper dimension is not normalised: the env opens it when > 0.5).
-    ``deterministic=True`` returns the mode ``bound · tanh(mean)`` for every sample.
-    """
-
-    def __init__(self, name: str, cfg, params, normalizer, state_normalizer, encoder,
-                 deterministic: bool = True):
-        from vgps.nets.policy import TanhGaussianPolicy, mode, sample_and_log_prob
-        self.name, self.cfg, self.params = name, cfg, params
-        self.normalizer, self.state_normalizer = normalizer, state_normalizer
-        self.encoder, self.deterministic = encoder, bool(deterministic)
-        self.net = TanhGaussianPolicy(cfg, tuple(cfg.behavior_hidden_dims))
-        bound = float(cfg.action_bound)
-        net = self.net
-
-        def _sample(params, state, lang, keys, k):
-            def row(args):          # one row at a time: bit-identical in any batch (bc.py's doc)
-                s, l, key = args
-                mean, log_std = net.apply(params, {"state": s[None]}, l[None])
-                if self.deterministic:
-                    return jnp.repeat(mode(mean, bound), k, axis=0)
-                return sample_and_log_prob(key, mean, log_std, k, bound)[0][0]
-            return jax.lax.map(row, (state, lang, keys))
-        self._sample = jax.jit(_sample, static_argnums=4)
-        self._lang: dict[str, np.ndarray] = {}
-
-    def reset(self, batch_size: int) -> None:
-        pass
-
-    def sample_actions(self, observations, instructions, num_samples, rng):
-        """``[B, K, 7]`` raw actions; ``rng``: one PRNG key per row (row ``i``'s from key ``i``)."""
-        from vgps.policies.base import batch_size_of, check_sampling_args, row_keys
-        check_sampling_args(num_samples)
-        b = batch_size_of(observations)
-        if len(instructions) != b:
-            raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
-        keys = row_keys(rng, b, self.name)
-        s = np.asarray(observations["state"], np.float32)
-        if self.state_normalizer is not None:
-            s = np.asarray(self.state_normalizer.normalize(s), np.float32)
-        missing = sorted({t for t in instructions if t not in self._lang})
-        if missing:
-            self._lang.update(zip(missing, np.asarray(self.encoder.encode(missing), np.float32)))
-        lang = np.stack([self._lang[t] for t in instructions])
-        a = np.asarray(self._sample(self.params, s, lang, keys, int(num_samples)), np.float32)
-        return self.normalizer.unnormalize(a) if self.normalizer is not None else a
-
-
-def load_actor(run_dir, encoder, *, name: str | None = None, deterministic: bool = True) -> ActorPolicy:
-    """The actor of the finished training run in ``run_dir`` (its newest full checkpoint):
-    IQL's AWR actor, Cal-QL's SAC actor (``calql_policy="sac"``) or its frozen behaviour π."""
-    from vgps.agents import checkpoint as ckpt
-    from vgps.agents.critic import config_from_dict, example_inputs
-    from vgps.agents.train import make_agent
-    run_dir = Path(run_dir)
-    meta = ckpt.load_meta(run_dir)
-    cfg = config_from_dict(meta["config"])
-    if cfg.obs_modality != "state":
-        raise ValueError(f"{run_dir}: ActorPolicy supports state observations, got {cfg.obs_modality}")
-    cks = ckpt.list_checkpoints(run_dir)
-    if not cks:
-        raise ckpt.CheckpointError(f"{run_dir}: no full checkpoint holding the actor")
-    agent = make_agent(cfg)
-    obs, lang, act = example_inputs(meta)
-    batch = {"observations": obs, "language": lang, "actions": act}
-    template = jax.eval_shape(lambda: agent.init(jax.random.PRNGKey(0), batch))
-    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
-    state = ckpt.restore_bytes(cks[-1], template)
-    if int(state["step"]) != agent.total_steps:
-        raise ckpt.CheckpointError(f"{run_dir}: newest checkpoint is at step {int(state['step'])} "
-                                   f"of {agent.total_steps} (unfinished run)")
-    params = jax.tree.map(jnp.asarray, state["policy"]["params"])
-    return ActorPolicy(name or f"{run_dir.name} actor", cfg, params,
-                       ckpt.from_jsonable_normalizer(meta.get("normalizer")),
-                       ckpt.from_jsonable_normalizer(meta.get("state_normalizer")), encoder,
-                       deterministic=deterministic)
-
-
-# ================================================================== fine-tuning (Table 7)
-def finetune_bc(policy, data, num_steps: int, batch_size: int, lr: float, seed: int):
-    """Continue behaviour cloning of a trained :class:`~vgps.policies.bc.BCPolicy` on ``data``
-    (a :class:`~vgps.policies.bc.BCData`), from its weights and with its own action statistics
-    (input and output scales unchanged) through :func:`~vgps.policies.bc.train_bc`.
-    Returns ``(BCPolicy, losses)``."""
-    from vgps.policies import bc
-    params, stats, losses = bc.train_bc(policy.spec, data, num_steps, batch_size, lr, seed,
-                                        log_every=1, verbose=False, init=(policy.params, policy.stats))
-    return bc.BCPolicy(policy.spec, params, stats, policy.language_encoder), losses
-
-
-def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str, language_encoder,
-                     num_steps: int, lr: float, batch_size: int, seed: int = 0,
-                     episodes_fn: Callable | None = None):
-    """Load or make ``<base_name>-<tag>``: the cached zoo policy ``base_name`` fine-tuned on the
-    episodes ``episodes_filter(set_name, episode)`` keeps. Cached under
-    ``artifacts/<profile>/policies/<base_name>-<tag>/`` keyed on the base policy's key, the
-    datasets on disk and the fine-tuning settings; ``episodes_fn()`` (default: the zoo's loader)
-    is called only when fine-tuning. Returns ``(policy, status)``."""
-    from vgps import artifacts
-    from vgps.paths import artifacts_dir
-    from vgps.policies import zoo
-    from vgps.policies.bc import BCPolicy
-    base = zoo.train_or_load(base_name, profile, language_encoder=language_encoder, verbose=False)
-    base_key = zoo.saved_key(profile, base_name)
-    key = artifacts.cache_key({"recipe": 2, "base": base_key, "data": zoo.data_fingerprints(profile),
-                               "steps": num_steps, "lr": lr, "batch": batch_size, "seed": seed,
-                               "tag": tag})
-    out = artifacts_dir(profile, "policies", f"{base_name}-{tag}")
-
-    def fit():
-        episodes = episodes_fn() if episodes_fn is not None else zoo.load_dataset_episodes(profile)
-        data = zoo.bc_data_from_episodes(episodes, base.spec, language_encoder, episodes_filter)
-        t0 = time.time()
-        pol, losses = finetune_bc(base, data, num_steps, batch_size, lr, seed)
-        secs = time.time() - t0
-        zoo.save_policy(out, pol, {"cache_key": key, "base": base_name, "base_key": base_key,
-                                   "tag": tag, "num_steps": num_steps, "lr": lr,
-                                   "batch_size": batch_size, "num_transitions": len(data),
-                                   "train_seconds": round(secs, 1), "final_loss": float(losses[-1])})
-        return pol, f"fine-tuned now ({secs:.0f} s)"
-    load = lambda: (BCPolicy.from_bytes(base.spec, (out / zoo.WEIGHTS).read_bytes(),  # noqa: E731
-                                        language_encoder), "reused")
-    return artifacts.train_or_load(out, key, fit, load, artefact=zoo.WEIGHTS, meta=zoo.META)[0]
-
-
 # ================================================================== evaluation
 def run_configs(evaluator, configs, tasks, seeds, episodes: int) -> pd.DataFrame:
     """Per-episode results of every ``RunConfig`` in ``configs`` on ``tasks`` x ``seeds``."""
     return pd.concat([evaluator.run(c, list(tasks), list(seeds), int(episodes)) for c in configs],
                      ignore_index=True)
-
-
-def load_bench_overhead():
-    """``bench/bench_overhead.py`` as a module (the repository's ``bench`` folder is not an
-    installed package), for its ``measure(modality, reps)`` (paper Table 9 analogue)."""
-    import importlib.util
-    from vgps.paths import REPO
-    path = REPO / "bench" / "bench_overhead.py"
-    spec = importlib.util.spec_from_file_location("vgps_bench_overhead", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # ================================================================== tables and figures

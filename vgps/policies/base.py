@@ -95,6 +95,15 @@ def check_sampling_args(num_samples: int) -> None:
         raise ValueError(f"number of samples K must be an integer >= 1, got {num_samples!r}")
 
 
+def sampling_keys(name: str, observations: dict, instructions, num_samples: int, rng) -> jax.Array:
+    """The checks of ``sample_actions`` (K, one instruction per row) and its per-row keys."""
+    check_sampling_args(num_samples)
+    b = batch_size_of(observations)
+    if len(instructions) != b:
+        raise ValueError(f"{name}: {len(instructions)} instructions for a batch of {b}")
+    return row_keys(rng, b, name)
+
+
 @partial(jax.jit, static_argnums=1)
 def _uniform_rows(keys, k):
     return jax.vmap(lambda key: jax.random.uniform(key, (k, ACTION_DIM)))(keys)

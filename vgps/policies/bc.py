@@ -21,7 +21,8 @@ import numpy as np
 import optax
 
 from vgps.policies import nets
-from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args, row_keys, split_rows
+from vgps.policies.base import (ACTION_DIM, batch_size_of, check_sampling_args, row_keys,
+                                sampling_keys, split_rows)
 
 KINDS = ("diffusion", "tokens", "ar_tokens")
 
@@ -287,11 +288,7 @@ class BCPolicy:
         return self.sample_actions(observations, instructions, num_samples, rng)[:, :, None]
 
     def sample_actions(self, observations, instructions, num_samples, rng):
-        check_sampling_args(num_samples)
-        b = batch_size_of(observations)
-        if len(instructions) != b:
-            raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
-        keys = row_keys(rng, b, self.name)
+        keys = sampling_keys(self.name, observations, instructions, num_samples, rng)
         if self.spec.kind == "diffusion":
             return self.sample_chunks(observations, instructions, num_samples, keys)[:, :, 0]
         state = _norm_state(np.asarray(observations["state"], np.float32), self.stats)

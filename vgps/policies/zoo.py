@@ -3,7 +3,8 @@
 ``train_or_load(name, profile)`` → :class:`~vgps.policies.bc.BCPolicy`, stored as msgpack under
 ``artifacts/<profile>/policies/<name>/`` with a JSON sidecar; the cache key (:mod:`vgps.artifacts`)
 hashes the spec, the ``PolicyConfig`` and the datasets' fingerprints, so later notebooks reuse it.
-``train_or_load(..., episodes_filter=...)`` trains on a subset (e.g. one embodiment, Table 7).
+``train_or_load(..., episodes_filter=...)`` trains on a subset (e.g. one embodiment, Table 7);
+``finetune_or_load`` continues a cached stand-in's training on a subset (Table 7).
 """
 from __future__ import annotations
 
@@ -185,6 +186,47 @@ def is_cached(name: str, profile: str) -> bool:
     key = policy_key(SPECS[name], get_profile(profile).policy, data_fingerprints(profile))
     return (saved_key(profile, name) == key
             and (artifacts_dir(profile, "policies", name) / WEIGHTS).exists())
+
+
+def finetune_bc(policy, data, num_steps: int, batch_size: int, lr: float, seed: int):
+    """Continue behaviour cloning of a trained :class:`~vgps.policies.bc.BCPolicy` on ``data``
+    (a :class:`~vgps.policies.bc.BCData`), from its weights and with its own action statistics
+    (input and output scales unchanged) through :func:`~vgps.policies.bc.train_bc`.
+    Returns ``(BCPolicy, losses)``."""
+    params, stats, losses = train_bc(policy.spec, data, num_steps, batch_size, lr, seed,
+                                     log_every=1, verbose=False, init=(policy.params, policy.stats))
+    return BCPolicy(policy.spec, params, stats, policy.language_encoder), losses
+
+
+def finetune_or_load(base_name: str, profile: str, *, episodes_filter, tag: str, language_encoder,
+                     num_steps: int, lr: float, batch_size: int, seed: int = 0,
+                     episodes_fn: Callable | None = None):
+    """Load or make ``<base_name>-<tag>``: the cached stand-in ``base_name`` fine-tuned on the
+    episodes ``episodes_filter(set_name, episode)`` keeps. Cached under
+    ``artifacts/<profile>/policies/<base_name>-<tag>/`` keyed on the base policy's key, the
+    datasets on disk and the fine-tuning settings; ``episodes_fn()`` (default:
+    :func:`load_dataset_episodes`) is called only to fine-tune. Returns ``(policy, status)``."""
+    base = train_or_load(base_name, profile, language_encoder=language_encoder, verbose=False)
+    base_key = saved_key(profile, base_name)
+    key = artifacts.cache_key({"recipe": 2, "base": base_key, "data": data_fingerprints(profile),
+                               "steps": num_steps, "lr": lr, "batch": batch_size, "seed": seed,
+                               "tag": tag})
+    out = artifacts_dir(profile, "policies", f"{base_name}-{tag}")
+
+    def fit():
+        episodes = episodes_fn() if episodes_fn is not None else load_dataset_episodes(profile)
+        data = bc_data_from_episodes(episodes, base.spec, language_encoder, episodes_filter)
+        t0 = time.time()
+        pol, losses = finetune_bc(base, data, num_steps, batch_size, lr, seed)
+        secs = time.time() - t0
+        save_policy(out, pol, {"cache_key": key, "base": base_name, "base_key": base_key,
+                               "tag": tag, "num_steps": num_steps, "lr": lr,
+                               "batch_size": batch_size, "num_transitions": len(data),
+                               "train_seconds": round(secs, 1), "final_loss": float(losses[-1])})
+        return pol, f"fine-tuned now ({secs:.0f} s)"
+    load = lambda: (BCPolicy.from_bytes(base.spec, (out / WEIGHTS).read_bytes(),  # noqa: E731
+                                        language_encoder), "reused")
+    return artifacts.train_or_load(out, key, fit, load, artefact=WEIGHTS, meta=META)[0]
 
 
 def ensure_trained(profile: str, names=NAMES) -> None:
