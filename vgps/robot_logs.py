@@ -401,16 +401,10 @@ def trials_from_counts(counts: pd.DataFrame, notes: str | None = None) -> list[d
 
 # ----------------------------------------------------------------------------- statistics
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n."""
-    from scipy.stats import norm
-    if n == 0:
-        return (float("nan"), float("nan"))
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    """Wilson score interval for a binomial proportion k/n (:func:`vgps.eval.stats.wilson`);
+    ``(nan, nan)`` when n = 0."""
+    from vgps.eval.stats import wilson
+    return wilson(k, n, confidence) if n else (float("nan"), float("nan"))
 
 
 def unpaired_tests(k_base: int, n_base: int, k_steer: int, n_steer: int) -> dict:

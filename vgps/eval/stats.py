@@ -4,18 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-Z95 = 1.959963984540054
 
-
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval for ``successes / n`` → ``(low, high)``; ``(0, 1)`` when n = 0."""
+def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for ``successes / n`` (scipy's ``binomtest(...).proportion_ci``,
+    ``method="wilson"``, no continuity correction) → ``(low, high)``; ``(0, 1)`` when n = 0."""
+    from scipy.stats import binomtest
     if n == 0:
         return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence,
+                                                        method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def success_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
