@@ -280,11 +280,6 @@ def discover_notebooks(nb_dir: Path) -> list[Path]:
     return found
 
 
-def generator_exists() -> bool:
-    envs = REPO / "vgps" / "envs"
-    return (envs / "generate.py").is_file() or (envs / "generate" / "__main__.py").is_file()
-
-
 # ----------------------------------------------------------------------------- verify
 def _committed_manifest(profile: str) -> dict:
     path = figures_dir(profile) / manifest.MANIFEST_JSON
@@ -395,14 +390,12 @@ def main(argv=None) -> int:
 
     names, runners = [], {}
     env_key = None
-    if not a.skip_datasets and generator_exists():
+    if not a.skip_datasets:
         env_code = tree_hash([REPO / "vgps" / "envs", REPO / "vgps" / "data",
                               REPO / "vgps" / "config.py", REPO / "vgps" / "paths.py"], (".py",))
         env_key = _sha("datasets", env_code, prof)
         names.append("datasets")
         runners["datasets"] = ("datasets", P)
-    elif not a.skip_datasets:
-        print("note: vgps/envs/generate.py does not exist yet; skipping dataset generation")
     notebooks = {nb.stem: nb for nb in discover_notebooks(nb_dir)}
     if not notebooks:
         print(f"note: no numbered notebooks in {nb_dir}")

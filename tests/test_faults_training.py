@@ -197,10 +197,10 @@ def test_resume_refuses_a_bad_metrics_line_before_the_last(tmp_path):
         train(TINY, _sampler(), tmp_path, progress=False)
 
 
-def test_load_metrics_drops_a_cut_last_line_with_warning(tmp_path):
-    """An old metrics.jsonl (written before writes were atomic) whose last line was cut: the
-    notebooks' runs.load_metrics returns the whole rows and warns, instead of crashing."""
-    from vgps.agents.runs import load_metrics
+def test_read_metrics_drops_a_cut_last_line_with_warning(tmp_path):
+    """An old metrics.jsonl (written before writes were atomic) whose last line was cut:
+    read_metrics (runs.train_cached's reader) returns the whole rows and warns, not crashing."""
+    from vgps.agents.train import read_metrics as load_metrics
     train(TINY, _sampler(), tmp_path, stop_after=8, progress=False)
     log = tmp_path / "metrics.jsonl"
     text = log.read_text()

@@ -108,7 +108,6 @@ class CriticConfig:
     awr_max_weight: float = 100.0
     negative_relabel_fraction: float = 0.0
     log_every: int = 100
-    eval_every: int = 1_000
     checkpoint_every: int = 1_000
     seed: int = 0
 
@@ -158,7 +157,7 @@ def _smoke() -> Profile:
     return Profile(
         name="smoke",
         benchmark=BenchmarkConfig(episodes_bridge_like=24, episodes_fractal_like=12),
-        critic=CriticConfig(num_steps=200, batch_size=64, log_every=20, eval_every=100,
+        critic=CriticConfig(num_steps=200, batch_size=64, log_every=20,
                             checkpoint_every=100, behavior_steps=200),
         policy=PolicyConfig(num_steps=200, batch_size=64),
         eval=EvalConfig(episodes_per_task=3, num_envs=6, sweep_K=(10,), sweep_beta=(0.0, 1.0),
@@ -189,7 +188,7 @@ def _paper() -> Profile:
         benchmark=BenchmarkConfig(image_size=256, episodes_bridge_like=45_000,
                                   episodes_fractal_like=24_000),
         critic=CriticConfig(obs_modality="image", encoder="resnet34", batch_size=512,
-                            num_steps=1_000_000, log_every=1_000, eval_every=50_000,
+                            num_steps=1_000_000, log_every=1_000,
                             checkpoint_every=50_000),
         policy=PolicyConfig(obs_modality="image", num_steps=300_000, batch_size=512),
         eval=EvalConfig(episodes_per_task=100, seeds=(0, 1, 2), num_envs=100),

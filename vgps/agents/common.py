@@ -35,11 +35,6 @@ def polyak(target, online, tau: float):
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
 
 
-def obs_of(batch, key: str = "observations"):
-    """The observation dict of a batch (``observations`` or ``next_observations``)."""
-    return batch[key]
-
-
 def relabel_negatives(rng, batch, fraction: float, failure_reward: float, gamma: float):
     """Give the first ``round(fraction * B)`` transitions a mismatched instruction (the batch's
     language rolled by one) and mark them failures: reward ``failure_reward``, mask 1,

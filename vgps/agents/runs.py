@@ -50,12 +50,6 @@ def saved_key(run_dir) -> str:
     return artifacts.saved_key(Path(run_dir) / "meta.json")
 
 
-def load_metrics(run_dir) -> list[dict]:
-    """Rows of ``run_dir/metrics.jsonl``; a cut last line is dropped with a warning
-    (:func:`vgps.agents.train.read_metrics`)."""
-    return read_metrics(run_dir)
-
-
 def train_cached(cfg, data, run_dir, *, key: str | None = None, extra_meta: dict | None = None,
                  progress: bool = True):
     """Reuse ``run_dir`` if it holds a finished critic with the same cache key, resume it if
@@ -74,7 +68,7 @@ def train_cached(cfg, data, run_dir, *, key: str | None = None, extra_meta: dict
     res, fresh = artifacts.train_or_load(run_dir, key, fit, lambda: None, artefact="critic.msgpack",
                                          stale=("checkpoints", "metrics*"))
     if not fresh:
-        return load_critic(run_dir), load_metrics(run_dir), False, 0.0
+        return load_critic(run_dir), read_metrics(run_dir), False, 0.0
     return load_critic(run_dir), res.metrics, True, res.seconds
 
 

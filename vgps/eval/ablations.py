@@ -21,8 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from vgps.agents import runs
+from vgps.config import get_profile
 from vgps.data.labels import label_config
+from vgps.data.loader import TrainingData, dataset_statistics, load_training_data, mix_weights
+from vgps.data.rlds import describe, iter_episodes
 from vgps.eval.stats import success_table
+from vgps.paths import artifacts_dir
 
 # our task id -> the paper's task name (Tables 7, 8, 10-12)
 PAPER_TASK = {
@@ -38,7 +43,6 @@ CRITIC_LABEL = {"calql": "Cal-QL", "iql": "IQL", "calql_sac": "Cal-QL (SAC actor
 # ================================================================== critics (notebooks 02 / 03)
 def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
     """``[bridge_like, fractal_like]`` of ``profile`` (generated here if notebook 01 has not)."""
-    from vgps.paths import artifacts_dir
     root = artifacts_dir(profile, "datasets")
     if generate_missing and not (root / "generation_summary.json").exists():
         from vgps.envs.generate import generate
@@ -49,9 +53,6 @@ def dataset_dirs(profile: str, generate_missing: bool = True) -> list[Path]:
 def mixture_key(prof, dirs, **extra) -> str:
     """:func:`vgps.agents.runs.cache_key` of ``prof.critic`` on the profile's mixture of ``dirs``
     (default weights, the profile's labels; ``extra``: e.g. a subset), without loading data."""
-    from vgps.agents import runs
-    from vgps.data.loader import mix_weights
-    from vgps.data.rlds import describe
     dirs = [describe(d)["dir"] for d in dirs]
     return runs.cache_key(prof.critic, dirs, mix_weights(dirs, None, prof.data),
                           label_config(prof.data), **extra)
@@ -59,7 +60,6 @@ def mixture_key(prof, dirs, **extra) -> str:
 
 def load_full_data(prof, cfg, dirs):
     """The training data of notebooks 02 / 03 (both embodiments mixed, state observations)."""
-    from vgps.data.loader import load_training_data
     return load_training_data(dirs, profile=prof, obs_keys=("state",), batch_size=cfg.batch_size,
                               seed=cfg.seed, backend="memory")
 
@@ -68,17 +68,13 @@ def critic_or_train(profile: str, name: str, *, prof=None, data_fn: Callable | N
     """``(critic, status)``: the cached critic ``artifacts/<profile>/critics/<name>`` if its cache
     key matches the current config and datasets, else trained now by the same helper as notebooks
     02 / 03 (``data_fn()`` supplies the training data, loaded only when needed)."""
-    from vgps.agents import runs
-    from vgps.config import get_profile
-    from vgps.paths import artifacts_dir
     prof = runs.critic_variant(prof or get_profile(profile), name)
     dirs = dataset_dirs(profile)
 
     def data():
-        d = data_fn() if data_fn is not None else None
-        if d is None or getattr(d, "labels", None) != label_config(prof.data):
-            d = load_full_data(prof, prof.critic, dirs)   # this variant labels its data differently
-        return d
+        d = data_fn() if data_fn is not None else None     # None, or other labels than this variant's:
+        ok = d is not None and getattr(d, "labels", None) == label_config(prof.data)
+        return d if ok else load_full_data(prof, prof.critic, dirs)
     critic, _, fresh, secs = runs.train_cached(prof.critic, data,
                                                artifacts_dir(profile, "critics", name),
                                                key=mixture_key(prof, dirs), progress=False)
@@ -97,7 +93,6 @@ def subset_indices(n: int, fraction: float, seed: int) -> np.ndarray:
 
 def load_state_episodes(dirs, split: str = "train") -> list[list[dict]]:
     """Every training episode of each dataset (state observations only), one list per dataset."""
-    from vgps.data.rlds import iter_episodes
     return [list(iter_episodes(d, split=split, keys=("state",), skip_missing_instruction=True))
             for d in dirs]
 
@@ -106,8 +101,6 @@ def fraction_plan(prof, dirs, fraction: float, seed: int = 0) -> dict:
     """Which training episodes a ``fraction`` critic keeps (:func:`subset_indices` with
     ``seed + dataset index``), from the episode counts in the cached dataset statistics (no
     episode is read), and the cache key of that critic (notebook 02's key + fraction + subset)."""
-    from vgps.data.loader import dataset_statistics
-    from vgps.data.rlds import describe
     resolved = [describe(d)["dir"] for d in dirs]
     kept = {}
     for i, d in enumerate(resolved):
@@ -125,7 +118,6 @@ def fraction_training_data(prof, plan: dict, episodes: list[list[dict]], *, enco
     episode of each dataset, in file order). Action and state normalizers are refitted on the
     subset: the critic never sees the other episodes."""
     from vgps.data.language import get_encoder
-    from vgps.data.loader import TrainingData, mix_weights
     from vgps.data.memory import MixtureSampler, TransitionStore
     from vgps.data.normalize import ActionNormalizer, StateNormalizer, pool
     resolved = plan["dirs"]
@@ -155,8 +147,6 @@ def fraction_critic(profile: str, prof, fraction: float, *, seed: int = 0, encod
     trained on ``fraction`` of the training episodes, cached in
     ``artifacts/<profile>/critics/calql_frac<percent>`` under :func:`fraction_plan`'s key.
     ``episodes_fn()`` returns the training episodes; it is called only when training."""
-    from vgps.agents import runs
-    from vgps.paths import artifacts_dir
     plan = fraction_plan(prof, dataset_dirs(profile), fraction, seed)
 
     def data():
@@ -165,9 +155,8 @@ def fraction_critic(profile: str, prof, fraction: float, *, seed: int = 0, encod
     critic, _, fresh, secs = runs.train_cached(
         prof.critic, data, artifacts_dir(profile, "critics", f"calql_frac{round(100 * fraction)}"),
         key=plan["cache_key"], progress=False,
-        extra_meta={"data_fraction": plan["fraction"],
-                    "subset": {"seed": plan["seed"], "num_episodes": plan["num_episodes"],
-                               "episodes": plan["episodes"]}})
+        extra_meta={"data_fraction": plan["fraction"], "subset": {
+            k: plan[k] for k in ("seed", "num_episodes", "episodes")}})
     return critic, plan, (f"trained now ({secs:.0f} s)" if fresh else "reused")
 
 
@@ -179,9 +168,7 @@ def run_configs(evaluator, configs, tasks, seeds, episodes: int) -> pd.DataFrame
 
 
 # ================================================================== tables and figures
-def rates(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Success rate with Wilson 95% interval per group (``n``, ``successes``, ``rate``, ``lo``, ``hi``)."""
-    return success_table(df, by)
+rates = success_table    # (df, by) -> per group n, successes, rate and its Wilson 95% lo, hi
 
 
 def paper_rates(n: int, **filters) -> pd.DataFrame:
@@ -191,10 +178,6 @@ def paper_rates(n: int, **filters) -> pd.DataFrame:
     for k, v in filters.items():
         df = df[df[k].isin(v if isinstance(v, (list, tuple)) else [v])]
     return df.reset_index(drop=True)
-
-
-def fmt_rate(rate: float, lo: float, hi: float) -> str:
-    return f"{rate:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str,

@@ -1,20 +1,12 @@
-"""Paper Table 9 analogue: per-step latency of a base policy vs +V-GPS at K = 10, 30, 50, 100
-(:func:`measure`, called by ``bench/bench_overhead.py`` and notebook 06).
-
-One robot (B = 1), measured side by side in one run (interleaved repetitions, median). Four
-policy/critic pairs: ``octo-scale`` (Octo-small's proportions: a 22M-parameter ViT-S/16 trunk on a
-256-px image, 20-step diffusion head) with the conv critic reading the frame at 64 px, the
-resolution every image critic here trains at (``CriticConfig.input_image_size``: a 4x4 area
-average inside the jitted encoder); ``octo-scale-256`` (the same policy, the conv critic on the full
-256-px frame); ``image`` (the 64-px conv diffusion stand-in and conv critic) and ``state`` (the pair
-behind the default-profile tables).
-Rows: the policy alone (one sample); + V-GPS with the critic's encoder run once per observation
-(ours: dispatched before the policy samples, so under JAX's asynchronous dispatch the two overlap);
-the same but encoding only after the policy has sampled (no overlap); + V-GPS re-encoding the image K times (the released code's cost model, the paper's
-1.28×–2.12×); the policy drawing K samples with no critic. ``critic_share`` = (V-GPS − K samples)
-/ base: what scoring adds beyond the policy's own K samples. Weights are freshly initialised:
-latency does not depend on them.
-"""
+"""Paper Table 9 analogue (:func:`measure`, run by ``bench/bench_overhead.py`` and notebook 06):
+per-step latency at B = 1 of a policy alone and + V-GPS at K = 10, 30, 50, 100, interleaved
+repetitions, median. Pairs (:data:`MODALITIES`): ``octo-scale`` (a 22M-parameter ViT-S/16
+diffusion policy on 256-px images, Octo-small's proportions; the conv critic reads the frame at
+64 px), ``octo-scale-256`` (the critic on the full frame), ``image`` (64-px conv stand-in and
+critic), ``state``. Rows: the policy alone; + V-GPS encoding once per observation (before the
+policy samples, so the two overlap; or after it, no overlap); + V-GPS re-encoding K times (the
+released code's cost model, the paper's 1.28×–2.12×); the policy's own K samples, no critic.
+``critic_share`` = (V-GPS − K samples) / base. Fresh weights: latency does not depend on them."""
 from __future__ import annotations
 
 import time

@@ -9,6 +9,7 @@ hashes the spec, the ``PolicyConfig`` and the datasets' fingerprints, so later n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -156,24 +157,15 @@ def train_or_load(name: str, profile: str, *, episodes_filter: Callable[[str, di
     return artifacts.train_or_load(out, key, fit, load, artefact=WEIGHTS, meta=META)[0]
 
 
-_loaded: dict[str, dict] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _disk_episodes(profile: str) -> dict:
     """Load the profile's datasets once per process (only when something must be trained)."""
-    if profile not in _loaded:
-        _loaded[profile] = load_dataset_episodes(profile)
-    return _loaded[profile]
+    return load_dataset_episodes(profile)
 
 
 def load_all(profile: str, names=NAMES, **kw) -> dict[str, BCPolicy]:
     """Every stand-in; episodes are read (once) only if some policy is not cached yet."""
     return {n: train_or_load(n, profile, **kw) for n in names}
-
-
-def train_seconds(profile: str, name: str) -> float | None:
-    p = Path(artifacts_dir(profile, "policies", name)) / META
-    return json.loads(p.read_text())["train_seconds"] if p.exists() else None
 
 
 def saved_key(profile: str, name: str) -> str:
