@@ -162,3 +162,19 @@ def test_perturbation_masks_mark_the_grasp_and_release_steps():
     np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip_carrying"][1]), [4])
     np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip_at_grasp"][1]), [2, 7])
     np.testing.assert_array_equal(np.flatnonzero(masks["gripper_flip_at_release"][1]), [5])
+
+
+def test_score_episode_pads_to_few_shapes(full_run):
+    """Episodes of 19 different lengths compile at most 3 shapes (16/32/64) and score as unpadded."""
+    from vgps.agents.diagnostics import score_episode
+    critic, ref = load_critic(full_run.run_dir), load_critic(full_run.run_dir)
+    rng = np.random.default_rng(0)
+    lang = rng.normal(size=512).astype(np.float32)
+    for T in range(3, 60, 3):
+        ep = {"observation": {"state": rng.normal(size=(T, 6)).astype(np.float32)}}
+        cands = rng.uniform(-1, 1, (T, 4, 7)).astype(np.float32)
+        q = score_episode(critic, ep, lang, cands)
+        want = ref.score(ep["observation"], np.repeat(lang[None], T, 0), cands)
+        assert q.shape == (T, 4)
+        np.testing.assert_allclose(q, want, rtol=1e-5, atol=1e-5)
+    assert critic._encode._cache_size() <= 3 and ref._encode._cache_size() == 19

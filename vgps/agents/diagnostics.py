@@ -62,14 +62,19 @@ def _obs_key(critic):
 
 
 def score_episode(critic, episode, lang_vec, candidates, chunk: int = 512):
-    """Q of ``candidates [T, K, 7]`` (raw) at each step of ``episode`` -> ``[T, K]``."""
+    """Q of ``candidates [T, K, 7]`` (raw) at each step of ``episode`` -> ``[T, K]``. Chunks are
+    padded (repeating the last step) to a power of two >= 16, so held-out episodes of many
+    lengths compile a handful of shapes, not one per length (46 lengths in 240 episodes)."""
     key = _obs_key(critic)
     obs = np.asarray(episode["observation"][key])
     out = []
     for i in range(0, len(obs), chunk):
-        o = {key: obs[i:i + chunk]}
-        lang = np.repeat(lang_vec[None], len(o[key]), axis=0)
-        out.append(critic.score(o, lang, candidates[i:i + chunk]))
+        o, c = obs[i:i + chunk], candidates[i:i + chunk]
+        n = len(o)
+        size = min(chunk, max(16, 1 << (n - 1).bit_length()))
+        pad = lambda x: np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)])  # noqa: E731
+        lang = np.repeat(lang_vec[None], size, axis=0)
+        out.append(np.asarray(critic.score({key: pad(o)}, lang, pad(c)))[:n])
     return np.concatenate(out)
 
 
