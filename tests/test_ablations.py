@@ -123,3 +123,23 @@ def test_critic_variants_differ_only_where_declared_and_the_cache_key_covers_the
                               encoder=HashEncoder(), backend="memory")
     assert data.labels == label_config(paper.data) and data.labels["use_success_flag"] is False
     assert R.cache_key(paper.critic, data.dataset_dirs, data.weights, data.labels) == k_paper
+
+
+def test_one_critic_registry_drives_every_list():
+    """Notebooks 02/05/06, EvalConfig and the labels derive from config.CRITIC_VARIANTS."""
+    from vgps.agents.runs import critic_variant
+    from vgps.config import CRITIC_VARIANTS, EvalConfig, critic_names, get_profile
+    assert EvalConfig().critics == critic_names(tuned=True) == ("calql", "calql_sac")
+    assert critic_names(ablations=True) == ("calql", "calql_sac", "iql")
+    assert critic_names(notebook="03") == ("iql",)
+    for name, v in CRITIC_VARIANTS.items():
+        if v.twin:       # a twin differs only by the paper's labels
+            t = CRITIC_VARIANTS[v.twin]
+            assert t.critic == v.critic and t.data == {"use_success_flag": False}
+        p = critic_variant(get_profile("smoke"), name)
+        assert all(getattr(p.critic, k) == x for k, x in v.critic.items())
+    assert critic_variant(get_profile("smoke"), "calql_sac_paper_labels").data.use_success_flag is False
+    with pytest.raises(TypeError, match="no field"):
+        critic_names(colour="red")
+    with pytest.raises(KeyError, match="unknown critic"):
+        critic_variant(get_profile("smoke"), "sarsa")

@@ -123,6 +123,49 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class CriticVariant:
+    """A named critic: its changes to the profile's CriticConfig / DataConfig, the short ``label``
+    of tables and figures, its paper-label ``twin``, and where it is used: ``tuned`` (a candidate
+    of notebook 05's fixed protocol), ``ablations`` (steers in notebook 06), ``notebook`` (trains it)."""
+    description: str
+    label: str
+    critic: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    twin: str | None = None
+    tuned: bool = False
+    ablations: bool = False
+    notebook: str = "02"
+
+
+_PAPER_LABELS = {"use_success_flag": False}
+# THE registry of named critics (artifacts/<profile>/critics/<name>); everything else derives from it
+CRITIC_VARIANTS = {
+    "calql": CriticVariant("Cal-QL, frozen behaviour-cloned π", "Cal-QL",
+                           twin="calql_paper_labels", tuned=True, ablations=True),
+    "calql_sac": CriticVariant("Cal-QL, SAC actor (the paper's released code)", "Cal-QL (SAC actor)",
+                               {"calql_policy": "sac"}, twin="calql_sac_paper_labels", tuned=True,
+                               ablations=True),
+    "calql_paper_labels": CriticVariant(
+        "Cal-QL, frozen behaviour-cloned π, the paper's labels (no success flag)",
+        "Cal-QL, paper's labels", data=_PAPER_LABELS),
+    "calql_sac_paper_labels": CriticVariant(
+        "Cal-QL, SAC actor, the paper's labels (no success flag)", "Cal-QL (SAC actor), paper's labels",
+        {"calql_policy": "sac"}, _PAPER_LABELS),
+    "iql": CriticVariant("IQL", "IQL", {"algorithm": "iql"}, ablations=True, notebook="03"),
+}
+
+
+def critic_names(**where) -> tuple[str, ...]:
+    """Registry names (in registry order) whose fields equal ``where``, e.g.
+    ``critic_names(tuned=True)``, ``critic_names(notebook="02")``."""
+    bad = set(where) - {f.name for f in dataclasses.fields(CriticVariant)}
+    if bad:
+        raise TypeError(f"CriticVariant has no field(s) {sorted(bad)}")
+    return tuple(n for n, v in CRITIC_VARIANTS.items()
+                 if all(getattr(v, k) == x for k, x in where.items()))
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """SIMPLER-style evaluation on the embedded suite."""
     episodes_per_task: int = 10
@@ -134,9 +177,9 @@ class EvalConfig:
     fixed_beta: float = 1.0              # `default`); notebook 05 chooses its own on the tuning seeds
     num_envs: int = 16                   # lock-step batch
     tuning_episodes_per_task: int = 10   # protocol (ii): episodes per task on each tuning seed
-    # protocol (ii) also chooses the critic among these runs of notebooks 02/03 (artifacts/<profile>/
-    # critics/<name>); the first wins ties. "calql" = behaviour-π Cal-QL, "calql_sac" = the paper's.
-    critics: tuple[str, ...] = ("calql", "calql_sac")
+    # protocol (ii) also chooses the critic among these (CRITIC_VARIANTS with tuned=True); the
+    # first wins ties. "calql" = behaviour-π Cal-QL, "calql_sac" = the paper's.
+    critics: tuple[str, ...] = critic_names(tuned=True)
     policies: tuple[str, ...] = ("octo-small", "octo-base", "octo-small-1.5", "rt1x", "openvla")
 
 

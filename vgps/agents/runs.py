@@ -1,4 +1,4 @@
-"""Notebook helpers: the named critic variants, train a critic once per (config, dataset) and reuse
+"""Notebook helpers: a named critic variant's profile, train a critic once per (config, dataset) and reuse
 it, learning curves, held-out episodes."""
 from __future__ import annotations
 
@@ -8,28 +8,18 @@ from pathlib import Path
 from vgps import artifacts
 from vgps.agents.critic import load_critic
 from vgps.agents.train import read_metrics, train
-
-
-# name -> (what it is, CriticConfig changes, DataConfig changes) relative to the profile's own
-CRITIC_VARIANTS = {
-    "calql": ("Cal-QL, frozen behaviour-cloned π", {}, {}),
-    "calql_sac": ("Cal-QL, SAC actor (the paper's released code)", {"calql_policy": "sac"}, {}),
-    "calql_paper_labels": ("Cal-QL, frozen behaviour-cloned π, the paper's labels (no success flag)",
-                           {}, {"use_success_flag": False}),
-    "calql_sac_paper_labels": ("Cal-QL, SAC actor, the paper's labels (no success flag)",
-                               {"calql_policy": "sac"}, {"use_success_flag": False}),
-    "iql": ("IQL", {"algorithm": "iql"}, {}),
-}
+from vgps.config import CRITIC_VARIANTS
 
 
 def critic_variant(prof, name: str):
-    """``prof`` with the critic and data configs of the named variant (``CRITIC_VARIANTS``):
+    """``prof`` with the critic and data configs of the named variant (the registry
+    :data:`vgps.config.CRITIC_VARIANTS`):
     ``variant.critic`` is what is trained, ``variant.data`` labels its training data."""
     if name not in CRITIC_VARIANTS:
         raise KeyError(f"unknown critic {name!r}; choose one of {sorted(CRITIC_VARIANTS)}")
-    _, crit, data = CRITIC_VARIANTS[name]
-    return dataclasses.replace(prof, critic=dataclasses.replace(prof.critic, **crit),
-                               data=dataclasses.replace(prof.data, **data))
+    v = CRITIC_VARIANTS[name]
+    return dataclasses.replace(prof, critic=dataclasses.replace(prof.critic, **v.critic),
+                               data=dataclasses.replace(prof.data, **v.data))
 
 
 ARCH_VERSION = 2   # bump when parameter layouts or losses change (invalidates cached critics)

@@ -37,7 +37,6 @@ PAPER_TASK = {
     "widowx_eggplant_in_basket": "Eggplant basket",
     "google_robot_pick_coke_can": "Pick Coke",
 }
-CRITIC_LABEL = {"calql": "Cal-QL", "iql": "IQL", "calql_sac": "Cal-QL (SAC actor)"}
 
 
 # ================================================================== critics (notebooks 02 / 03)
