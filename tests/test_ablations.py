@@ -143,3 +143,16 @@ def test_one_critic_registry_drives_every_list():
         critic_names(colour="red")
     with pytest.raises(KeyError, match="unknown critic"):
         critic_variant(get_profile("smoke"), "sarsa")
+
+
+def test_beside_paper_orders_rows_and_fills_missing_paper_rows():
+    import pandas as pd
+    from vgps.eval.ablations import beside_paper
+    ours = pd.DataFrame({"task": ["b", "a", "a"], "method": ["x", "y", "x"], "n": [5, 5, 5],
+                         "rate": [0.2, 0.4, 0.6], "lo": [0.1, 0.2, 0.3], "hi": [0.5, 0.7, 0.8]})
+    paper = pd.DataFrame({"task": ["a", "b"], "method": ["x", "x"], "rate": [0.9, 0.1]})
+    t = beside_paper(ours, paper, methods=["x", "y"], tasks=["a", "b"])
+    assert list(t.columns) == ["task", "method", "n", "ours", "ours 95% lo", "ours 95% hi", "paper"]
+    assert list(zip(t["task"], t["method"])) == [("a", "x"), ("a", "y"), ("b", "x")]
+    assert t["ours"].tolist() == [0.6, 0.4, 0.2]
+    assert t["paper"].iloc[0] == 0.9 and np.isnan(t["paper"].iloc[1]) and t["paper"].iloc[2] == 0.1

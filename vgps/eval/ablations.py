@@ -179,6 +179,17 @@ def paper_rates(n: int, **filters) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def beside_paper(ours: pd.DataFrame, paper: pd.DataFrame, methods, tasks) -> pd.DataFrame:
+    """Our per-(task, method) :func:`rates` beside the paper's (its ``rate``; NaN where it has no
+    such row), rows in ``tasks`` x ``methods`` order: task, method, n, ours, 95 % lo/hi, paper."""
+    t = ours.merge(paper[["task", "method", "rate"]].rename(columns={"rate": "paper"}),
+                   on=["task", "method"], how="left")
+    t = t.assign(order=t["method"].map(list(methods).index),
+                 t=t["task"].map(list(tasks).index)).sort_values(["t", "order"])
+    return t[["task", "method", "n", "rate", "lo", "hi", "paper"]].rename(
+        columns={"rate": "ours", "lo": "ours 95% lo", "hi": "ours 95% hi"})
+
+
 def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str,
                        hue: str | None = None, col: str | None = None, order=None, hue_order=None,
                        col_order=None, kind: str = "bar", xlabel: str | None = None, title: str = "",
