@@ -222,3 +222,24 @@ def test_host_info_reads_model_and_simd_flags():
     assert h["cpu"] == "Intel(R) Xeon(R) Platinum 8481C"
     assert h["simd"] == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]   # first CPU, fixed order
     assert manifest.host_info("")["simd"] == []
+
+
+def test_figures_render_inline_in_a_notebook_kernel_and_save_the_same_bytes(tmp_path):
+    """Importing vgps.plotting in a kernel used to force the Agg backend, so plt.show() drew
+    nothing and notebooks 02-07 were committed without a single inline figure."""
+    import nbclient
+    code = ("import matplotlib.pyplot as plt\n"
+            "from vgps.plotting import save_figure\n"
+            "fig, ax = plt.subplots(figsize=(2, 2)); ax.plot([0, 1], [1, 0])\n"
+            f"save_figure(fig, {str(tmp_path / 'nb')!r}, 'f', close=False)\n"
+            "plt.show()\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outs = nb.cells[0].outputs
+    assert any("image/png" in o.get("data", {}) for o in outs), outs
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / "script", "f")
+    for ext in ("png", "svg"):
+        assert (tmp_path / "nb" / f"f.{ext}").read_bytes() == (tmp_path / "script" / f"f.{ext}").read_bytes()

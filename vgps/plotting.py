@@ -7,12 +7,17 @@ dot-files, so a temporary left by a kill is never hashed.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:
+    # scripts, tests, dataset workers: no display. In a notebook kernel keep its inline backend,
+    # or plt.show() draws nothing and the committed notebooks carry no figures (saved bytes are
+    # the same either way: savefig renders png/svg with its own canvas for the format)
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 matplotlib.rcParams["svg.hashsalt"] = "vgps"
