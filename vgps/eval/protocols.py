@@ -74,15 +74,17 @@ def select(df: pd.DataFrame, policy: str, method: str, K=None, beta=None) -> pd.
     return df[m]
 
 
-def summary(df: pd.DataFrame, choices: dict[str, tuple[int, float]], protocol: str) -> pd.DataFrame:
-    """Per policy: base and V-GPS mean success over tasks with stratified-bootstrap 95% intervals,
-    the paired improvement and its interval, and a verdict that says when V-GPS did not help."""
+def summary(df: pd.DataFrame, choices: dict[str, tuple[int, float]], protocol: str, *,
+            method: str = "vgps", reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per policy: base and V-GPS (``method``) mean success over tasks with stratified-bootstrap
+    95% intervals, the paired improvement and its interval, and a verdict that says when V-GPS
+    did not help."""
     rows = []
     for pol, (k, b) in choices.items():
-        base, ours = select(df, pol, "policy"), select(df, pol, "vgps", k, b)
-        mb, lb, hb = stratified_bootstrap_mean(base)
-        mo, lo, ho = stratified_bootstrap_mean(ours)
-        d, dl, dh = paired_difference(base, ours)
+        base, ours = select(df, pol, "policy"), select(df, pol, method, k, b)
+        mb, lb, hb = stratified_bootstrap_mean(base, reps=reps, seed=seed)
+        mo, lo, ho = stratified_bootstrap_mean(ours, reps=reps, seed=seed)
+        d, dl, dh = paired_difference(base, ours, reps=reps, seed=seed)
         verdict = ("helps: interval excludes 0" if dl > 0 else "HURTS: interval excludes 0" if dh < 0
                    else f"does not help significantly (mean change {d:+.3f})")
         rows.append({"protocol": protocol, "policy": pol, "K": k, "beta": b,

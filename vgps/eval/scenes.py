@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from vgps.eval.harness import RunConfig, make_evaluator
-from vgps.eval.stats import paired_difference, stratified_bootstrap_mean
+from vgps.eval.protocols import summary
 
 # name -> (shift, what it is, embodiments it applies to (None: all))
 SCENES = {
@@ -60,34 +60,33 @@ def evaluate_scenes(cache_dir, label: str, policies: dict, configs, tasks, seeds
 
 def shift_table(df: pd.DataFrame, steered: RunConfig | None = None, reps: int = 2000,
                 seed: int = 0) -> pd.DataFrame:
-    """One row per (scene, policy): base and V-GPS success (mean over tasks, stratified-bootstrap
-    95 % interval), the paired improvement on the same episodes with its interval, and how much of
-    the base policy's training-scene success it keeps in the scene (``base kept``). ``steered``
-    picks the V-GPS rows (default: the only non-base configuration in ``df``)."""
-    base = df[df["method"] == "policy"]
+    """One row per (scene, policy): :func:`vgps.eval.protocols.summary` of the scene (base and
+    V-GPS success, mean over tasks with stratified-bootstrap 95 % intervals, the paired
+    improvement on the same episodes with its interval) and how much of the base policy's
+    training-scene success it keeps in the scene (``base kept``). ``steered`` picks the V-GPS rows
+    (default: the only non-base configuration in ``df``)."""
     v = df[df["method"] != "policy"]
     if steered is not None:
         v = v[(v["method"] == steered.method) & (v["K"] == steered.K) & (v["beta"] == steered.beta)]
-    if v[["method", "K", "beta"]].drop_duplicates().shape[0] != 1:
+    settings = v[["method", "K", "beta"]].drop_duplicates()
+    if len(settings) != 1:
         raise ValueError("several V-GPS settings in the results: pass steered=RunConfig(...)")
-    order = [s for s in SCENES if s in set(df["scene"])]
-    train = base[base["scene"] == "training scenes"]
+    method, k, b = settings.iloc[0]
+    train = df[(df["method"] == "policy") & (df["scene"] == "training scenes")]
     rows = []
-    for scene in order:
-        for pol in sorted(set(df["policy"])):
-            a = base[(base["scene"] == scene) & (base["policy"] == pol)]
-            b = v[(v["scene"] == scene) & (v["policy"] == pol)]
-            if a.empty or b.empty:
-                continue
-            ra, ra_lo, ra_hi = stratified_bootstrap_mean(a, reps=reps, seed=seed)
-            rb, rb_lo, rb_hi = stratified_bootstrap_mean(b, reps=reps, seed=seed)
-            d, lo, hi = paired_difference(a, b, reps=reps, seed=seed)
+    for scene in (s for s in SCENES if s in set(df["scene"])):
+        d = df[df["scene"] == scene]
+        pols = [p for p in sorted(set(d["policy"])) if ((d["policy"] == p) & (d["method"] == method)).any()
+                and ((d["policy"] == p) & (d["method"] == "policy")).any()]
+        s = summary(d, dict.fromkeys(pols, (k, b)), scene, method=method, reps=reps, seed=seed)
+        for (_, r), pol in zip(s.iterrows(), pols):
+            a = d[(d["policy"] == pol) & (d["method"] == "policy")]
             t = train[(train["policy"] == pol) & train["task"].isin(set(a["task"]))]
             ref = t.groupby("task")["success"].mean().mean() if len(t) else float("nan")
-            kept = ra / ref if ref > 0 else float("nan")
             rows.append({"scene": scene, "policy": pol, "episodes": len(a),
-                         "base": ra, "base lo": ra_lo, "base hi": ra_hi,
-                         "V-GPS": rb, "V-GPS lo": rb_lo, "V-GPS hi": rb_hi,
-                         "improvement": d, "improvement lo": lo, "improvement hi": hi,
-                         "base kept": kept})
+                         "base": r["base"], "base lo": r["base_lo"], "base hi": r["base_hi"],
+                         "V-GPS": r["vgps"], "V-GPS lo": r["vgps_lo"], "V-GPS hi": r["vgps_hi"],
+                         "improvement": r["improvement"], "improvement lo": r["impr_lo"],
+                         "improvement hi": r["impr_hi"],
+                         "base kept": r["base"] / ref if ref > 0 else float("nan")})
     return pd.DataFrame(rows)
