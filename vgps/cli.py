@@ -6,6 +6,8 @@
     vgps check-log trials.csv          # validate a whole log, list every problem
     vgps table1 trials.csv             # Table 1 from a log, with Wilson intervals and tests
     vgps manifest --profile smoke      # (re)write figures/<profile>/MANIFEST.json and .md
+    vgps serve-policy --policy octo-small --port 8000     # a stand-in over HTTP (docs/serving.md)
+    vgps steer-proxy --policy http://127.0.0.1:8000 --critic DIR --K 10 --beta 1 --port 8001
 
 Exit status: 0 ok, 2 invalid input (the message names the row and field).
 """
@@ -16,6 +18,7 @@ import datetime as _dt
 import sys
 
 from vgps import robot_logs
+from vgps_server.client import RemotePolicyError
 
 
 def _log_trial(a) -> int:
@@ -61,6 +64,37 @@ def _manifest(a) -> int:
     return 0
 
 
+def _serve(server, what: str) -> int:
+    print(f"serving {what} at {server.url}  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _serve_policy(a) -> int:
+    from vgps_server import PolicyServer
+    if a.policy == "random":
+        from vgps.policies.base import RandomPolicy
+        policy = RandomPolicy()
+    else:
+        from vgps.policies import zoo
+        if a.policy not in zoo.NAMES:
+            raise ValueError(f"unknown policy {a.policy!r}; choose 'random' or one of {list(zoo.NAMES)}")
+        policy = zoo.load_all(a.profile, names=(a.policy,))[a.policy]
+    return _serve(PolicyServer(policy, host=a.host, port=a.port), f"policy {policy.name!r}")
+
+
+def _steer_proxy(a) -> int:
+    from vgps.remote import steer_proxy
+    server = steer_proxy(a.policy, a.critic, K=a.K, beta=a.beta, host=a.host, port=a.port,
+                         timeout=a.timeout)
+    return _serve(server, f"V-GPS (K={a.K}, beta={a.beta}) over {a.policy}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vgps", description="V-GPS companion tools")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -93,6 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
     mf = sub.add_parser("manifest", help="write figures/<profile>/MANIFEST.json and .md")
     mf.add_argument("--profile", default="default")
     mf.set_defaults(func=_manifest)
+
+    sp = sub.add_parser("serve-policy", help="serve a stand-in policy over HTTP (docs/serving.md)")
+    sp.add_argument("--policy", required=True, help="'random' or a stand-in name (octo-small, ...)")
+    sp.add_argument("--profile", default="default", help="which trained stand-ins (default)")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000, help="0 = any free port (printed)")
+    sp.set_defaults(func=_serve_policy)
+
+    px = sub.add_parser("steer-proxy", help="serve V-GPS over a served policy: same protocol, "
+                                            "steered actions")
+    px.add_argument("--policy", required=True, help="URL of the policy server, http://HOST:PORT")
+    px.add_argument("--critic", required=True, help="critic run directory (meta.json + weights)")
+    px.add_argument("--K", "-K", dest="K", type=int, default=10, help="candidates per step")
+    px.add_argument("--beta", type=float, default=1.0, help="softmax temperature; 0 = greedy")
+    px.add_argument("--host", default="127.0.0.1")
+    px.add_argument("--port", type=int, default=8001, help="0 = any free port (printed)")
+    px.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the policy")
+    px.set_defaults(func=_steer_proxy)
     return p
 
 
@@ -103,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except robot_logs.TrialLogError as e:
         print("error: invalid trial log input:\n  " + "\n  ".join(e.errors), file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, RemotePolicyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `vgps table1 log.csv | head`

@@ -1,0 +1,115 @@
+"""Steer a policy that runs in another process: :class:`RemotePolicy` and the V-GPS proxy.
+
+A real generalist lives in its own environment (Octo: Python 3.10, jax 0.4.20; OpenVLA: torch;
+RT-1-X: TF 2.15) and serves the policy protocol with :mod:`vgps_server` (standard library and
+numpy only). Here:
+
+- :class:`RemotePolicy` is a client that implements our :class:`~vgps.policies.base.Policy`, so
+  ``ValueGuidedPolicy(RemotePolicy(url), critic)`` steers it unchanged. It is also an *agent*
+  (``act``) that executes the server's own action, which is how a robot loop or the harness runs a
+  served (or proxied) policy.
+- :class:`SteeringBackend` serves a :class:`~vgps.steer.ValueGuidedPolicy`: ``vgps steer-proxy
+  --policy URL --critic DIR`` answers each request with the steered action, so an existing client
+  gets V-GPS by changing one address. A request for one sample returns
+  ``ValueGuidedPolicy.act`` under the request's keys, exactly the in-process action.
+
+Keys travel as raw ``uint32[B, 2]`` (one per row), so a served policy draws from the same keys as
+in process and its actions are identical.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args, row_keys
+from vgps_server import PolicyClient, PolicyServer, RemotePolicyError  # noqa: F401 (re-exported)
+
+
+def raw_keys(rng, batch_size: int, name: str) -> np.ndarray:
+    """One raw PRNG key per row, ``uint32[B, 2]`` (typed key arrays are unwrapped)."""
+    keys = row_keys(rng, batch_size, name)
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    return np.asarray(keys, np.uint32)
+
+
+class RemotePolicy:
+    """The policy served at ``url`` as a :class:`~vgps.policies.base.Policy` (and an agent).
+
+    ``sample_actions -> [B, K, 7]`` (the first action of each chunk when the server returns chunks
+    ``[B, K, H, 7]``); ``sample_chunks -> [B, K, H, 7]`` (``ValueGuidedPolicy(...,
+    exec_horizon=H)`` executes the chosen chunk); ``act(obs, instructions, rng)`` → the server's
+    single sample ``[B, 7]``. Errors of the remote end raise
+    :class:`~vgps_server.RemotePolicyError`."""
+
+    def __init__(self, url: str, timeout: float = 30.0, name: str | None = None):
+        self.client = PolicyClient(url, timeout=timeout)
+        self.metadata = self.client.metadata()
+        if int(self.metadata.get("action_dim", ACTION_DIM)) != ACTION_DIM:
+            raise RemotePolicyError(f"{url} serves {self.metadata['action_dim']}-dim actions; "
+                                    f"V-GPS steers {ACTION_DIM}-dim ones")
+        self.name = name or str(self.metadata.get("name", url))
+        self.url = self.client.url
+
+    def reset(self, batch_size: int) -> None:
+        self.client.reset(batch_size)
+
+    def sample_chunks(self, observations, instructions, num_samples, rng) -> np.ndarray:
+        check_sampling_args(num_samples)
+        b = batch_size_of(observations)
+        if len(instructions) != b:
+            raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
+        a = self.client.sample_actions(observations, list(instructions), int(num_samples),
+                                       raw_keys(rng, b, self.name))
+        return a if a.ndim == 4 else a[:, :, None]
+
+    def sample_actions(self, observations, instructions, num_samples, rng) -> np.ndarray:
+        return self.sample_chunks(observations, instructions, num_samples, rng)[:, :, 0]
+
+    def act(self, observations, instructions, rng):
+        return self.sample_actions(observations, instructions, 1, rng)[:, 0], {}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SteeringBackend:
+    """A :class:`~vgps.steer.ValueGuidedPolicy` as a server backend (the V-GPS proxy).
+
+    One sample per row: ``steered.act`` under the request's keys (the in-process action, chunks
+    executed open loop across requests when ``exec_horizon > 1``); ``K > 1`` samples:
+    ``steered.sample_actions`` (independent steered draws)."""
+
+    def __init__(self, steered, info: dict | None = None):
+        self.steered, self.info = steered, dict(info or {})
+        self.name = steered.name
+
+    def metadata(self) -> dict:
+        return {"steered_by": "vgps", "K": self.steered.K, "beta": self.steered.beta,
+                "mode": self.steered.mode, **self.info}
+
+    def reset(self, batch_size: int) -> None:
+        self.steered.reset(batch_size)
+
+    def sample_actions(self, observations, instructions, num_samples, rng):
+        if num_samples == 1:
+            return self.steered.act(observations, instructions, rng)[0][:, None]
+        return self.steered.sample_actions(observations, instructions, num_samples, rng)
+
+
+def steer_proxy(policy_url: str, critic_dir, *, K: int = 10, beta: float = 1.0, host="127.0.0.1",
+                port: int = 0, timeout: float = 30.0, language_encoder=None) -> PolicyServer:
+    """A (not yet started) :class:`~vgps_server.PolicyServer` answering with the action V-GPS
+    chooses among ``K`` samples of the policy at ``policy_url``, scored by the critic in
+    ``critic_dir``."""
+    from vgps.agents.critic import load_critic
+    from vgps.steer import ValueGuidedPolicy
+    if language_encoder is None:
+        from vgps.data.language import get_encoder
+        language_encoder = get_encoder()
+    remote = RemotePolicy(policy_url, timeout=timeout)
+    steered = ValueGuidedPolicy(remote, load_critic(critic_dir), K=K, beta=beta,
+                                language_encoder=language_encoder)
+    info = {"policy_url": remote.url, "critic": str(critic_dir),
+            "upstream": remote.metadata}
+    return PolicyServer(SteeringBackend(steered, info), host=host, port=port)
