@@ -40,16 +40,20 @@ class RemotePolicy:
     ``[B, K, H, 7]``); ``sample_chunks -> [B, K, H, 7]`` (``ValueGuidedPolicy(...,
     exec_horizon=H)`` executes the chosen chunk); ``act(obs, instructions, rng)`` → the server's
     single sample ``[B, 7]``. Errors of the remote end raise
-    :class:`~vgps_server.RemotePolicyError`."""
+    :class:`~vgps_server.RemotePolicyError`. ``embodiment`` (e.g. ``"widowx"``,
+    ``"google_robot"``) is sent as the observation field ``embodiment`` when the observations
+    carry none: servers that un-normalise per robot (the Octo server) choose their statistics by
+    it."""
 
-    def __init__(self, url: str, timeout: float = 30.0, name: str | None = None):
+    def __init__(self, url: str, timeout: float = 30.0, name: str | None = None,
+                 embodiment: str | None = None):
         self.client = PolicyClient(url, timeout=timeout)
         self.metadata = self.client.metadata()
         if int(self.metadata.get("action_dim", ACTION_DIM)) != ACTION_DIM:
             raise RemotePolicyError(f"{url} serves {self.metadata['action_dim']}-dim actions; "
                                     f"V-GPS steers {ACTION_DIM}-dim ones")
         self.name = name or str(self.metadata.get("name", url))
-        self.url = self.client.url
+        self.url, self.embodiment = self.client.url, embodiment
 
     def reset(self, batch_size: int) -> None:
         self.client.reset(batch_size)
@@ -59,6 +63,8 @@ class RemotePolicy:
         b = batch_size_of(observations)
         if len(instructions) != b:
             raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
+        if self.embodiment is not None and "embodiment" not in observations:
+            observations = {**observations, "embodiment": np.asarray([self.embodiment] * b)}
         a = self.client.sample_actions(observations, list(instructions), int(num_samples),
                                        raw_keys(rng, b, self.name))
         return a if a.ndim == 4 else a[:, :, None]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build the separate environment a real policy needs (docs/serving.md):
+#   scripts/policy_env.sh octo [OCTO_SRC]    -> .policy-envs/octo (Python 3.10, envs/octo.txt)
+# OCTO_SRC: octo's source (default ../shared/external/octo; or your clone of octo-models/octo).
+# The environment sees this repository through a .pth file, for vgps_server only (stdlib + numpy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+POLICY="${1:?usage: scripts/policy_env.sh octo [OCTO_SRC]}"
+ENV_DIR=".policy-envs/$POLICY"
+find_py310() {
+  for c in "${PYTHON310:-}" python3.10 "$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python" \
+           /root/.pyenv/versions/3.10.13/bin/python; do
+    [ -n "$c" ] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
+      && { command -v "$c" || echo "$c"; return 0; }
+  done
+  echo "ERROR: Python 3.10 not found (set PYTHON310=/path/to/python3.10)" >&2; return 1
+}
+case "$POLICY" in
+  octo)
+    SRC="${2:-${OCTO_SRC:-../shared/external/octo}}"
+    [ -f "$SRC/octo/model/octo_model.py" ] || { echo "ERROR: no octo source at $SRC (set OCTO_SRC)" >&2; exit 1; }
+    STAMP="$ENV_DIR/.built"
+    if [ ! -f "$STAMP" ] || [ envs/octo.txt -nt "$STAMP" ]; then
+      PY310="$(find_py310)"
+      rm -rf "$ENV_DIR"
+      "$PY310" -m venv "$ENV_DIR"
+      .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" -r envs/octo.txt
+      .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" --no-deps "$SRC"
+      "$ENV_DIR/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
+        | xargs -I{} sh -c "echo '$PWD' > {}/vgps_server.pth"
+      touch "$STAMP"
+    fi
+    echo "$ENV_DIR/bin/python"
+    ;;
+  *) echo "ERROR: unknown policy '$POLICY' (available: octo)" >&2; exit 1 ;;
+esac

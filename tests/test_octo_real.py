@@ -1,0 +1,106 @@
+"""Steer the real Octo (octo-models/octo at 241fb35, ../shared/external/octo) served from its own
+environment (Python 3.10, jax 0.4.20, flax 0.7.5, TF 2.15, numpy 1.24: scripts/policy_env.sh octo)
+by our environment (jax 0.10, numpy 2), end to end on the embedded suite.
+
+The model is a randomly initialised tiny OctoModel built from Octo's own modules (nothing can be
+downloaded here); every array goes through the real ``OctoModel.sample_actions``. tests/octo_checks.py
+(run inside the Octo environment) checks the server's history, pad mask, un-normalisation and
+temporal ensembling against direct calls of that code. Runs under ``make test-octo`` (part of
+``make test``), which builds the environment and sets VGPS_OCTO_PYTHON."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from tests._steer_fakes import HashEncoder
+from vgps.eval.harness import Evaluator, RunConfig, make_evaluator
+from vgps.remote import RemotePolicy, SteeringBackend
+from vgps.steer import ValueGuidedPolicy
+from vgps_server import PolicyServer
+
+ROOT = Path(__file__).resolve().parents[1]
+OCTO_PY = os.environ.get("VGPS_OCTO_PYTHON")
+pytestmark = pytest.mark.skipif(not OCTO_PY, reason="needs the Octo environment: run `make test-octo`")
+TASKS = ["widowx_spoon_on_towel", "widowx_carrot_on_plate"]
+
+
+def _octo_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "NPY_", "VGPS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def test_octo_server_matches_direct_calls_of_the_real_sample_actions():
+    out = subprocess.run([OCTO_PY, str(ROOT / "tests" / "octo_checks.py")], capture_output=True,
+                         text=True, timeout=900, env=_octo_env(), cwd=ROOT)
+    assert out.returncode == 0 and "all Octo checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def octo_url():
+    proc = subprocess.Popen([OCTO_PY, "-m", "vgps_server", "octo-tiny", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=_octo_env(), cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        assert "serving policy 'octo-tiny' at http://" in line, line
+        yield line.split(" at ")[1].split()[0]
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
+def _critic():
+    from vgps.agents.critic import Critic
+    from vgps.config import CriticConfig
+    from vgps.data.normalize import ActionNormalizer
+    from vgps.nets.critic import CriticNet
+    cfg = CriticConfig(hidden_dims=(32, 32), encoder_dims=(32, 32), embedding_dim=32)
+    params = CriticNet(cfg).init(jax.random.PRNGKey(1), {"state": np.zeros((1, 59), np.float32)},
+                                 np.zeros((1, 512), np.float32), np.zeros((1, 7), np.float32))
+    acts = np.random.default_rng(0).normal(0, 0.02, (64, 7)).astype(np.float32)
+    return Critic(cfg, params, ActionNormalizer.fit(acts))
+
+
+def test_steer_the_real_octo_in_process_and_through_the_proxy_same_episodes(octo_url, tmp_path):
+    octo = RemotePolicy(octo_url, timeout=120, embodiment="widowx")
+    meta = octo.metadata
+    assert meta["name"] == "octo-tiny" and meta["window"] == 2 and meta["temporal_ensembling"]
+    assert meta["unnorm_keys"]["widowx"] == "bridge_dataset"
+    critic, enc = _critic(), HashEncoder(512)
+    cfg = RunConfig("octo-tiny", "vgps", 4, 1.0)
+    ev = make_evaluator(tmp_path / "direct", "octo", {"octo-tiny": octo}, critic=critic, encoder=enc,
+                        num_envs=3, render=True)
+    base = ev.run(RunConfig("octo-tiny", "policy"), TASKS, [0], episodes=3)
+    steered = ev.run(cfg, TASKS, [0], episodes=3)
+    assert len(base) == len(steered) == 6 and (steered["steps"] > 0).all()
+    proxy_policy = ValueGuidedPolicy(RemotePolicy(octo_url, timeout=120, embodiment="widowx"), critic,
+                                     K=4, beta=1.0, language_encoder=enc)
+    import vgps.envs as envs
+    with PolicyServer(SteeringBackend(proxy_policy)) as proxy:
+        client = RemotePolicy(proxy.url, timeout=120)
+        via = Evaluator(lambda task: envs.make(task, render=True), lambda c: client,
+                        tmp_path / "proxy.sqlite", num_envs=3).run(cfg, TASKS, [0], episodes=3)
+    cols = ["task", "episode", "env_seed", "success", "steps"]
+    a, b = (d.sort_values(["task", "episode"]).reset_index(drop=True)[cols] for d in (steered, via))
+    assert a.equals(b), f"proxy differs from in-process steering:\n{a}\n{b}"
+
+
+def test_steered_actions_are_among_the_octo_samples_and_differ_from_the_base(octo_url):
+    import vgps.envs as envs
+    env = envs.make(TASKS[0], render=True)
+    obs, info = env.reset(seed=3)
+    batch = {k: v[None] for k, v in obs.items()}
+    octo = RemotePolicy(octo_url, timeout=120, embodiment="widowx")
+    v = ValueGuidedPolicy(octo, _critic(), K=8, beta=0.0, language_encoder=HashEncoder(512))
+    v.reset(1)
+    a, inf = v.act(batch, [info["instruction"]], jax.random.split(jax.random.PRNGKey(0), 1))
+    cand = inf["candidates"][0]
+    assert cand.shape == (8, 7) and len({c.tobytes() for c in cand}) == 8      # K distinct samples
+    assert np.array_equal(a[0], cand[inf["index"][0]]) and inf["index"][0] == np.argmax(inf["q"][0])
+    assert set(np.unique(cand[:, -1])) <= {0.0, 1.0}                           # binarised gripper
