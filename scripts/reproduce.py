@@ -62,7 +62,7 @@ from vgps import manifest  # noqa: E402
 from vgps.config import PROFILES, get_profile  # noqa: E402
 from vgps.paths import artifacts_dir, figures_dir  # noqa: E402
 
-NOTEBOOK_NUMBERS = range(1, 8)
+NOTEBOOK_NUMBERS = range(1, 9)
 CACHE_NAME = "reproduce_cache.json"
 FULL_RUN = "_full_run"              # cache entry: end-to-end time of the last run of every stage
 CONCURRENT = (("05", "06"),)        # stage-number prefixes that may run at the same time

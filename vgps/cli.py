@@ -84,7 +84,7 @@ def _serve_policy(a) -> int:
         from vgps.policies import zoo
         if a.policy not in zoo.NAMES:
             raise ValueError(f"unknown policy {a.policy!r}; choose 'random' or one of {list(zoo.NAMES)}")
-        policy = zoo.load_all(a.profile, names=(a.policy,))[a.policy]
+        policy = zoo.load_all(a.profile, names=(a.policy,), verbose=False)[a.policy]
     return _serve(PolicyServer(policy, host=a.host, port=a.port), f"policy {policy.name!r}")
 
 

@@ -119,3 +119,46 @@ def steer_proxy(policy_url: str, critic_dir, *, K: int = 10, beta: float = 1.0, 
     info = {"policy_url": remote.url, "critic": str(critic_dir),
             "upstream": remote.metadata}
     return PolicyServer(SteeringBackend(steered, info), host=host, port=port)
+
+
+class ServerProcess:
+    """A policy server or proxy in a child process: ``with ServerProcess(cmd) as srv: srv.url``.
+
+    ``cmd`` must print ``serving ... at http://HOST:PORT`` on its first line of stdout (``vgps
+    serve-policy``, ``vgps steer-proxy``, ``python -m vgps_server``; pass ``--port 0`` for a free
+    port). A child that exits first, or prints nothing within ``timeout`` seconds, raises
+    :class:`~vgps_server.RemotePolicyError` with the tail of its stderr; leaving the block kills it.
+    """
+
+    def __init__(self, cmd: list[str], timeout: float = 600.0, env: dict | None = None, cwd=None):
+        import selectors
+        import subprocess
+        import tempfile
+        self.cmd = [str(c) for c in cmd]
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self._err, text=True,
+                                     env=env, cwd=cwd)
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        line = self.proc.stdout.readline() if sel.select(timeout) else ""
+        sel.close()
+        if " at http://" not in line:
+            self.stop()
+            self._err.seek(0)
+            tail = self._err.read().decode(errors="replace")[-2000:]
+            raise RemotePolicyError(f"{' '.join(self.cmd)} did not start a server within "
+                                    f"{timeout:g} s (stdout {line.strip()!r}); stderr:\n{tail}")
+        self.url = line.split(" at ")[1].split()[0]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+        self.proc.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        self._err.close()

@@ -39,6 +39,27 @@ class EncodeAfter(ValueGuidedPolicy):
         return None
 
 
+def interleaved_times(agents: dict, observations: dict, instructions: list[str], reps: int,
+                      warmup: int = 2) -> dict:
+    """Seconds per ``act`` call of every agent, ``{key: [reps floats]}``, measured side by side:
+    each repetition times every agent once in turn, so they share the machine's load. ``warmup``
+    untimed calls first (compilation); repetition ``r`` acts with key ``fold_in(0, r)`` per row."""
+    b = len(instructions)
+    key0 = jax.random.PRNGKey(0)
+    for a in agents.values():
+        a.reset(b)
+        for _ in range(warmup):
+            a.act(observations, instructions, jnp.repeat(key0[None], b, axis=0))
+    times = {key: [] for key in agents}
+    for r in range(reps):
+        keys = jnp.repeat(jax.random.fold_in(key0, r)[None], b, axis=0)
+        for key, a in agents.items():
+            t0 = time.perf_counter()
+            a.act(observations, instructions, keys)
+            times[key].append(time.perf_counter() - t0)
+    return times
+
+
 def build(modality: str):
     from vgps.agents.critic import Critic
     from vgps.config import CriticConfig
@@ -86,16 +107,7 @@ def measure(modality: str, reps: int = 15) -> pd.DataFrame:
                                                                language_encoder=FixedEncoder(), reencode=True)
     for k in KS:                              # the policy's own cost of K proposals, no critic
         agents[("policy K samples, no critic", k)] = ValueGuidedPolicy(policy, K=k, mode="random_select")
-    times = {key: [] for key in agents}
-    key0 = jax.random.PRNGKey(0)[None]                         # one key per row (B = 1)
-    for a in agents.values():                                  # compile
-        a.act(obs, instr, key0)
-        a.act(obs, instr, key0)
-    for r in range(reps):                                      # interleaved: same machine load
-        for key, a in agents.items():
-            t0 = time.perf_counter()
-            a.act(obs, instr, jax.random.fold_in(key0[0], r)[None])
-            times[key].append(time.perf_counter() - t0)
+    times = interleaved_times(agents, obs, instr, reps)
     base = float(np.median(times[("base", 1)]))
     sampling = {k: float(np.median(times[("policy K samples, no critic", k)])) for k in KS}
     rows = []
