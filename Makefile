@@ -17,7 +17,7 @@ export PYOPENGL_PLATFORM ?= osmesa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test unit nbtest test-octo policy-env reproduce verify datasets bench clean help
+.PHONY: setup test unit nbtest test-policies policy-env reproduce verify datasets bench clean help
 
 help:
 	@echo "make reproduce [PROFILE=smoke|default|paper]  - regenerate figures/ and tables"
@@ -25,9 +25,9 @@ help:
 	@echo "  '--jobs 1' runs 05 and 06 one after the other instead of concurrently"
 	@echo "make verify [PROFILE=...]                     - re-run the cheap stages in a scratch dir and"
 	@echo "  compare every artefact's SHA-256 with the committed manifest (REPRODUCE_ARGS='--only 04')"
-	@echo "make test                                     - unit tests + notebooks under nbval + test-octo"
-	@echo "make test-octo                                - steer the real Octo code served from its own env"
-	@echo "make policy-env POLICY=octo                   - build a real policy's environment (Python 3.10)"
+	@echo "make test                                     - unit tests + notebooks under nbval + test-policies"
+	@echo "make test-policies                            - steer real Octo / tf_agents code served from its own env"
+	@echo "make policy-env POLICY=octo|rt1x              - build a real policy's environment (Python 3.10)"
 	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
 	@echo "make bench [BENCH=data|envs|critic|overhead]  - performance tables (all, or one)"
 	@echo "make setup | clean"
@@ -59,17 +59,20 @@ nbtest: setup
 test: setup
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory nbtest
-	$(MAKE) --no-print-directory test-octo
+	$(MAKE) --no-print-directory test-policies
 
 # a real policy's own environment (docs/serving.md): make policy-env POLICY=octo [OCTO_SRC=...]
 POLICY ?= octo
 policy-env: setup
 	scripts/policy_env.sh $(POLICY) $(OCTO_SRC)
 
-# the real Octo code (../shared/external/octo) served from its environment, steered from ours
-test-octo: setup
-	VGPS_OCTO_PYTHON="$$(scripts/policy_env.sh octo $(OCTO_SRC) | tail -1)" && export VGPS_OCTO_PYTHON && \
-	  $(PIN) $(PY) -m pytest -q -p no:xdist tests/test_octo_real.py
+# real upstream code (Octo from ../shared/external/octo; tf_agents for RT-1-X) served from its own
+# environment and steered from ours
+test-policies: setup
+	VGPS_OCTO_PYTHON="$$(scripts/policy_env.sh octo $(OCTO_SRC) | tail -1)" && \
+	VGPS_RT1X_PYTHON="$$(scripts/policy_env.sh rt1x | tail -1)" && \
+	  export VGPS_OCTO_PYTHON VGPS_RT1X_PYTHON && \
+	  $(PIN) $(PY) -m pytest -q -p no:xdist tests/test_policies_real.py
 
 datasets: setup
 	$(PIN) $(PY) -m vgps.envs.generate --profile $(PROFILE)

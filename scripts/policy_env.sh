@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build the separate environment a real policy needs (docs/serving.md):
 #   scripts/policy_env.sh octo [OCTO_SRC]    -> .policy-envs/octo (Python 3.10, envs/octo.txt)
+#   scripts/policy_env.sh rt1x               -> .policy-envs/rt1x (Python 3.10, envs/rt1x.txt)
 # OCTO_SRC: octo's source (default ../shared/external/octo; or your clone of octo-models/octo).
 # The environment sees this repository through a .pth file, for vgps_server only (stdlib + numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-POLICY="${1:?usage: scripts/policy_env.sh octo [OCTO_SRC]}"
+POLICY="${1:?usage: scripts/policy_env.sh octo|rt1x [OCTO_SRC]}"
 ENV_DIR=".policy-envs/$POLICY"
 find_py310() {
   for c in "${PYTHON310:-}" python3.10 "$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python" \
@@ -32,5 +33,18 @@ case "$POLICY" in
     fi
     echo "$ENV_DIR/bin/python"
     ;;
-  *) echo "ERROR: unknown policy '$POLICY' (available: octo)" >&2; exit 1 ;;
+  rt1x)
+    STAMP="$ENV_DIR/.built"
+    if [ ! -f "$STAMP" ] || [ envs/rt1x.txt -nt "$STAMP" ]; then
+      PY310="$(find_py310)"
+      rm -rf "$ENV_DIR"
+      "$PY310" -m venv "$ENV_DIR"
+      .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" -r envs/rt1x.txt
+      "$ENV_DIR/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
+        | xargs -I{} sh -c "echo '$PWD' > {}/vgps_server.pth"
+      touch "$STAMP"
+    fi
+    echo "$ENV_DIR/bin/python"
+    ;;
+  *) echo "ERROR: unknown policy '$POLICY' (available: octo, rt1x)" >&2; exit 1 ;;
 esac

@@ -18,19 +18,10 @@ in process and its actions are identical.
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 
-from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args, row_keys
+from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args, raw_keys
 from vgps_server import PolicyClient, PolicyServer, RemotePolicyError  # noqa: F401 (re-exported)
-
-
-def raw_keys(rng, batch_size: int, name: str) -> np.ndarray:
-    """One raw PRNG key per row, ``uint32[B, 2]`` (typed key arrays are unwrapped)."""
-    keys = row_keys(rng, batch_size, name)
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        keys = jax.random.key_data(keys)
-    return np.asarray(keys, np.uint32)
 
 
 class RemotePolicy:

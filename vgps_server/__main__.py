@@ -1,5 +1,6 @@
-"""``python -m vgps_server octo --checkpoint DIR --port 8000``: serve a real policy from its own
-environment (docs/serving.md). ``octo-tiny`` serves a randomly initialised Octo (tests, no download).
+"""``python -m vgps_server octo|rt1x --checkpoint DIR --port 8000``: serve a real policy from its
+own environment (docs/serving.md). ``octo-tiny`` serves a randomly initialised Octo and ``rt1x``
+with ``--hash-embedding`` a test SavedModel without its sentence encoder (tests, no download).
 """
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import sys
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgps_server")
-    p.add_argument("policy", choices=["octo", "octo-tiny"])
-    p.add_argument("--checkpoint", help="octo: a local checkpoint directory (OctoModel.load_pretrained)")
+    p.add_argument("policy", choices=["octo", "octo-tiny", "rt1x"])
+    p.add_argument("--checkpoint", help="octo: a local checkpoint directory (OctoModel.load_pretrained); "
+                                        "rt1x: the SavedModel directory")
+    p.add_argument("--use-large", help="rt1x: a local copy of TF-Hub universal-sentence-encoder-large/5")
+    p.add_argument("--hash-embedding", action="store_true",
+                   help="rt1x: stand-in instruction embeddings (test models only)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 = any free port (printed)")
     p.add_argument("--no-ensemble", action="store_true", help="no temporal ensembling")
@@ -18,6 +23,19 @@ def main(argv=None) -> int:
     p.add_argument("--image-size", type=int, default=64, help="octo-tiny: image size")
     a = p.parse_args(argv)
     from vgps_server.server import PolicyServer
+    if a.policy == "rt1x":
+        from vgps_server import rt1x
+        from vgps_server.octo import hash_embedding
+        if not a.checkpoint or not (a.use_large or a.hash_embedding):
+            p.error("rt1x needs --checkpoint DIR and --use-large DIR (or --hash-embedding for tests)")
+        if a.hash_embedding:
+            embed = hash_embedding
+        else:
+            import tensorflow as tf
+            use = tf.saved_model.load(a.use_large)
+            embed = lambda texts: use(texts).numpy()  # noqa: E731
+        backend = rt1x.RT1XBackend(rt1x.load_policy(a.checkpoint), embed, name="rt1x")
+        return _serve(PolicyServer(backend, host=a.host, port=a.port), backend.name)
     from vgps_server import octo
     import types
     sys.modules.setdefault("dlimp", types.ModuleType("dlimp"))       # octo.model imports dlimp (git-only) for DLataset alone
@@ -32,8 +50,11 @@ def main(argv=None) -> int:
         model = octo.tiny_octo(seed=a.seed, image_size=a.image_size)
         backend = octo.OctoBackend(model, name="octo-tiny", ensemble=not a.no_ensemble,
                                    embed=octo.hash_embedding)
-    srv = PolicyServer(backend, host=a.host, port=a.port)
-    print(f"serving policy {backend.name!r} at {srv.url}  (Ctrl-C stops)", flush=True)
+    return _serve(PolicyServer(backend, host=a.host, port=a.port), backend.name)
+
+
+def _serve(srv, name: str) -> int:
+    print(f"serving policy {name!r} at {srv.url}  (Ctrl-C stops)", flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

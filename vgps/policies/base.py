@@ -84,6 +84,15 @@ def row_keys(rng, batch_size: int, name: str = "policy") -> jax.Array:
     return keys
 
 
+def raw_keys(rng, batch_size: int, name: str = "policy") -> np.ndarray:
+    """:func:`row_keys` as raw ``uint32[B, 2]`` numpy keys (typed key arrays unwrapped): the form
+    keys take across processes and frameworks (:mod:`vgps_server`)."""
+    keys = row_keys(rng, batch_size, name)
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    return np.asarray(keys, np.uint32)
+
+
 @partial(jax.jit, static_argnums=1)
 def split_rows(keys: jax.Array, num: int) -> jax.Array:
     """``num`` sub-keys of each row's key: ``[B, num]`` keys (row ``i``'s from key ``i`` alone)."""

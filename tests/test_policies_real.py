@@ -1,12 +1,15 @@
-"""Steer the real Octo (octo-models/octo at 241fb35, ../shared/external/octo) served from its own
-environment (Python 3.10, jax 0.4.20, flax 0.7.5, TF 2.15, numpy 1.24: scripts/policy_env.sh octo)
-by our environment (jax 0.10, numpy 2), end to end on the embedded suite.
+"""Steer real upstream policy code served from its own environment by ours (jax 0.10, numpy 2), end
+to end on the embedded suite: Octo (octo-models/octo at 241fb35, ../shared/external/octo; Python
+3.10, jax 0.4.20, flax 0.7.5, TF 2.15, numpy 1.24: scripts/policy_env.sh octo) and RT-1-X's
+tf_agents SavedModel path (TF 2.15, tf_agents 0.19: scripts/policy_env.sh rt1x).
 
 The model is a randomly initialised tiny OctoModel built from Octo's own modules (nothing can be
 downloaded here); every array goes through the real ``OctoModel.sample_actions``. tests/octo_checks.py
 (run inside the Octo environment) checks the server's history, pad mask, un-normalisation and
-temporal ensembling against direct calls of that code. Runs under ``make test-octo`` (part of
-``make test``), which builds the environment and sets VGPS_OCTO_PYTHON."""
+temporal ensembling against direct calls of that code. For RT-1-X, a tiny deterministic tf_agents
+policy with RT-1-X's specs is saved by PolicySaver and loaded as upstream loads the released
+checkpoint (tests/rt1x_checks.py). Runs under ``make test-policies`` (part of ``make test``), which
+builds the environments and sets VGPS_OCTO_PYTHON / VGPS_RT1X_PYTHON."""
 from __future__ import annotations
 
 import os
@@ -25,19 +28,22 @@ from vgps_server import PolicyServer
 
 ROOT = Path(__file__).resolve().parents[1]
 OCTO_PY = os.environ.get("VGPS_OCTO_PYTHON")
-pytestmark = pytest.mark.skipif(not OCTO_PY, reason="needs the Octo environment: run `make test-octo`")
+RT1X_PY = os.environ.get("VGPS_RT1X_PYTHON")
+needs_octo = pytest.mark.skipif(not OCTO_PY, reason="needs the Octo environment: run `make test-policies`")
+needs_rt1x = pytest.mark.skipif(not RT1X_PY, reason="needs the RT-1-X environment: run `make test-policies`")
 TASKS = ["widowx_spoon_on_towel", "widowx_carrot_on_plate"]
 
 
-def _octo_env():
+def _policy_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "NPY_", "VGPS_"))}
     env["PYTHONPATH"] = str(ROOT)
     return env
 
 
+@needs_octo
 def test_octo_server_matches_direct_calls_of_the_real_sample_actions():
     out = subprocess.run([OCTO_PY, str(ROOT / "tests" / "octo_checks.py")], capture_output=True,
-                         text=True, timeout=900, env=_octo_env(), cwd=ROOT)
+                         text=True, timeout=900, env=_policy_env(), cwd=ROOT)
     assert out.returncode == 0 and "all Octo checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
 
 
@@ -45,7 +51,7 @@ def test_octo_server_matches_direct_calls_of_the_real_sample_actions():
 def octo_url():
     proc = subprocess.Popen([OCTO_PY, "-m", "vgps_server", "octo-tiny", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=_octo_env(), cwd=ROOT)
+                            env=_policy_env(), cwd=ROOT)
     try:
         line = proc.stdout.readline()
         assert "serving policy 'octo-tiny' at http://" in line, line
@@ -67,6 +73,7 @@ def _critic():
     return Critic(cfg, params, ActionNormalizer.fit(acts))
 
 
+@needs_octo
 def test_steer_the_real_octo_in_process_and_through_the_proxy_same_episodes(octo_url, tmp_path):
     octo = RemotePolicy(octo_url, timeout=120, embodiment="widowx")
     meta = octo.metadata
@@ -91,6 +98,7 @@ def test_steer_the_real_octo_in_process_and_through_the_proxy_same_episodes(octo
     assert a.equals(b), f"proxy differs from in-process steering:\n{a}\n{b}"
 
 
+@needs_octo
 def test_steered_actions_are_among_the_octo_samples_and_differ_from_the_base(octo_url):
     import vgps.envs as envs
     env = envs.make(TASKS[0], render=True)
@@ -104,3 +112,31 @@ def test_steered_actions_are_among_the_octo_samples_and_differ_from_the_base(oct
     assert cand.shape == (8, 7) and len({c.tobytes() for c in cand}) == 8      # K distinct samples
     assert np.array_equal(a[0], cand[inf["index"][0]]) and inf["index"][0] == np.argmax(inf["q"][0])
     assert set(np.unique(cand[:, -1])) <= {0.0, 1.0}                           # binarised gripper
+
+
+# ---------------------------------------------------------------------------------------- RT-1-X
+@needs_rt1x
+def test_rt1x_server_on_a_real_tf_agents_savedmodel():
+    out = subprocess.run([RT1X_PY, str(ROOT / "tests" / "rt1x_checks.py")], capture_output=True,
+                         text=True, timeout=900, env=_policy_env(), cwd=ROOT)
+    assert out.returncode == 0 and "all RT-1-X checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
+@needs_rt1x
+def test_steer_rt1x_greedy_decoding_leaves_nothing_to_choose(tmp_path):
+    """RT-1-X's SavedModel decodes greedily, so its K samples are identical and V-GPS executes the
+    base policy's action: the steered episodes equal the base episodes, step for step."""
+    from vgps.remote import ServerProcess
+    sm = tmp_path / "rt1x_savedmodel"
+    subprocess.run([RT1X_PY, str(ROOT / "tests" / "rt1x_checks.py"), "--save", str(sm)], check=True,
+                   capture_output=True, timeout=600, env=_policy_env(), cwd=ROOT)
+    with ServerProcess([RT1X_PY, "-m", "vgps_server", "rt1x", "--checkpoint", sm, "--hash-embedding",
+                        "--port", "0"], env=_policy_env(), cwd=ROOT) as srv:
+        rt1 = RemotePolicy(srv.url, timeout=120, embodiment="widowx")
+        assert rt1.metadata["greedy"] is True
+        ev = make_evaluator(tmp_path / "ev", "rt1x", {"rt1x": rt1}, critic=_critic(), encoder=HashEncoder(512),
+                            num_envs=3, render=True)
+        base = ev.run(RunConfig("rt1x", "policy"), TASKS[:1], [0], episodes=3)
+        steered = ev.run(RunConfig("rt1x", "vgps", 4, 1.0), TASKS[:1], [0], episodes=3)
+    cols = ["episode", "env_seed", "success", "steps"]
+    assert base[cols].reset_index(drop=True).equals(steered[cols].reset_index(drop=True))
