@@ -240,3 +240,28 @@ def test_the_server_package_imports_without_jax_tensorflow_or_vgps():
             "assert not heavy, heavy; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_harness_tells_per_robot_policies_which_robot_each_row_is():
+    """Environments that report info["embodiment"] at reset (the embedded suite, the SIMPLER
+    wrapper) put it into the observation batch, so a served Octo un-normalises each row with its
+    robot's statistics in a mixed batch."""
+    from vgps.eval.harness import run_lockstep
+
+    class Env(WalkEnv):
+        def reset(self, *, seed):
+            o, info = super().reset(seed=seed)
+            return o, {**info, "embodiment": "google_robot" if seed % 2 else "widowx"}
+
+    class Agent:
+        seen = []
+
+        def reset(self, b):
+            pass
+
+        def act(self, obs, instr, rng):
+            self.seen.append(list(obs["embodiment"]))
+            return np.zeros((len(instr), 7), np.float32), {}
+    envs = [Env("t", {}) for _ in range(4)]
+    run_lockstep(Agent(), envs, [0, 1, 2])
+    assert Agent.seen[0] == ["widowx", "google_robot", "widowx", "widowx"]   # padded slot: row 0's

@@ -122,20 +122,25 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None
     each episode's base PRNG key, ``[n, 2]`` (default :func:`episode_keys` ``(env_seeds)``, as the
     :class:`Evaluator` uses); at step ``t`` episode ``i`` acts with ``fold_in(keys[i], t)``.
     ``on_step(i, env, info)`` is called after every step of episode ``i`` (e.g. to track
-    simulator state)."""
+    simulator state). When the environments report ``info["embodiment"]`` at reset, the
+    observation batch carries it as ``observations["embodiment"]`` (str ``[B]``)."""
     n, b = len(env_seeds), len(envs)
     if n > b:
         raise ValueError(f"{n} episodes for {b} environments")
     from vgps.policies.base import row_keys
     keys = episode_keys(env_seeds) if keys is None else row_keys(keys, n, "run_lockstep")
     keys = jnp.concatenate([keys, jnp.repeat(keys[:1], b - n, axis=0)]) if b > n else keys
-    obs, instr = [], []
+    obs, instr, embs = [], [], []
     for env, s in zip(envs, env_seeds):
         o, info = env.reset(seed=int(s))
         obs.append(o)
         instr.append(info["instruction"])
+        embs.append(info.get("embodiment"))
     obs += [obs[0]] * (b - n)
     instr += [instr[0]] * (b - n)
+    embs += [embs[0]] * (b - n)
+    # which robot each row is, for policies that un-normalise per robot (Octo, OpenVLA, RT-1-X)
+    embodiment = np.asarray(embs) if all(isinstance(e, str) for e in embs) else None
     done = np.zeros(b, bool)
     done[n:] = True
     res = [{"env_seed": int(s), "success": False, "steps": 0, "unstable": False,
@@ -143,7 +148,10 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None
     agent.reset(b)
     t = 0
     while not done.all():
-        actions, _ = agent.act(_stack(obs), instr, _step_keys(keys, t))
+        batch = _stack(obs)
+        if embodiment is not None:
+            batch["embodiment"] = embodiment
+        actions, _ = agent.act(batch, instr, _step_keys(keys, t))
         for i in np.flatnonzero(~done):
             o, _, term, trunc, info = envs[i].step(np.asarray(actions[i], np.float32))
             obs[i] = o
