@@ -16,35 +16,26 @@ find_py310() {
   done
   echo "ERROR: Python 3.10 not found (set PYTHON310=/path/to/python3.10)" >&2; return 1
 }
+# build() REQS [EXTRA_SOURCE]: a fresh venv with REQS (and EXTRA_SOURCE --no-deps), unless built
+build() {
+  local reqs="$1" extra="${2:-}" stamp="$ENV_DIR/.built"
+  if [ ! -f "$stamp" ] || [ "$reqs" -nt "$stamp" ]; then
+    local py310; py310="$(find_py310)"
+    rm -rf "$ENV_DIR"
+    "$py310" -m venv "$ENV_DIR"
+    .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" -r "$reqs"
+    [ -z "$extra" ] || .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" --no-deps "$extra"
+    "$ENV_DIR/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
+      | xargs -I{} sh -c "echo '$PWD' > {}/vgps_server.pth"
+    touch "$stamp"
+  fi
+  echo "$ENV_DIR/bin/python"
+}
 case "$POLICY" in
   octo)
     SRC="${2:-${OCTO_SRC:-../shared/external/octo}}"
     [ -f "$SRC/octo/model/octo_model.py" ] || { echo "ERROR: no octo source at $SRC (set OCTO_SRC)" >&2; exit 1; }
-    STAMP="$ENV_DIR/.built"
-    if [ ! -f "$STAMP" ] || [ envs/octo.txt -nt "$STAMP" ]; then
-      PY310="$(find_py310)"
-      rm -rf "$ENV_DIR"
-      "$PY310" -m venv "$ENV_DIR"
-      .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" -r envs/octo.txt
-      .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" --no-deps "$SRC"
-      "$ENV_DIR/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
-        | xargs -I{} sh -c "echo '$PWD' > {}/vgps_server.pth"
-      touch "$STAMP"
-    fi
-    echo "$ENV_DIR/bin/python"
-    ;;
-  rt1x)
-    STAMP="$ENV_DIR/.built"
-    if [ ! -f "$STAMP" ] || [ envs/rt1x.txt -nt "$STAMP" ]; then
-      PY310="$(find_py310)"
-      rm -rf "$ENV_DIR"
-      "$PY310" -m venv "$ENV_DIR"
-      .venv/bin/uv pip install -q -p "$ENV_DIR/bin/python" -r envs/rt1x.txt
-      "$ENV_DIR/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
-        | xargs -I{} sh -c "echo '$PWD' > {}/vgps_server.pth"
-      touch "$STAMP"
-    fi
-    echo "$ENV_DIR/bin/python"
-    ;;
+    build envs/octo.txt "$SRC" ;;
+  rt1x) build envs/rt1x.txt ;;
   *) echo "ERROR: unknown policy '$POLICY' (available: octo, rt1x)" >&2; exit 1 ;;
 esac
