@@ -20,7 +20,8 @@ from tests._steer_fakes import HashEncoder
 from tests.test_eval_rng import CONFIGS, D, INSTR, WalkEnv, _bc, _critic, _obs
 from vgps.eval.harness import Evaluator, make_evaluator, random_policy_bounds
 from vgps.policies.base import RandomPolicy
-from vgps.remote import RemotePolicy, SteeringBackend, raw_keys
+from vgps.policies.base import raw_keys
+from vgps.remote import RemotePolicy, SteeringBackend
 from vgps.steer import ValueGuidedPolicy
 from vgps_server import PolicyClient, PolicyServer, ProtocolError, RemotePolicyError, wire
 

@@ -64,17 +64,6 @@ def _manifest(a) -> int:
     return 0
 
 
-def _serve(server, what: str) -> int:
-    print(f"serving {what} at {server.url}  (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
-
-
 def _serve_policy(a) -> int:
     from vgps_server import PolicyServer
     if a.policy == "random":
@@ -85,14 +74,14 @@ def _serve_policy(a) -> int:
         if a.policy not in zoo.NAMES:
             raise ValueError(f"unknown policy {a.policy!r}; choose 'random' or one of {list(zoo.NAMES)}")
         policy = zoo.load_all(a.profile, names=(a.policy,), verbose=False)[a.policy]
-    return _serve(PolicyServer(policy, host=a.host, port=a.port), f"policy {policy.name!r}")
+    return PolicyServer(policy, host=a.host, port=a.port).run(f"policy {policy.name!r}")
 
 
 def _steer_proxy(a) -> int:
     from vgps.remote import steer_proxy
     server = steer_proxy(a.policy, a.critic, K=a.K, beta=a.beta, host=a.host, port=a.port,
                          timeout=a.timeout)
-    return _serve(server, f"V-GPS (K={a.K}, beta={a.beta}) over {a.policy}")
+    return server.run(f"V-GPS (K={a.K}, beta={a.beta}) over {a.policy}")
 
 
 def build_parser() -> argparse.ArgumentParser:

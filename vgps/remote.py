@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from vgps.policies.base import ACTION_DIM, batch_size_of, check_sampling_args, raw_keys
+from vgps.policies.adapters import BackendPolicy
+from vgps.policies.base import ACTION_DIM
 from vgps_server import PolicyClient, PolicyServer, RemotePolicyError  # noqa: F401 (re-exported)
 
 
-class RemotePolicy:
+class RemotePolicy(BackendPolicy):
     """The policy served at ``url`` as a :class:`~vgps.policies.base.Policy` (and an agent).
 
     ``sample_actions -> [B, K, 7]`` (the first action of each chunk when the server returns chunks
@@ -38,26 +39,16 @@ class RemotePolicy:
 
     def __init__(self, url: str, timeout: float = 30.0, name: str | None = None,
                  embodiment: str | None = None):
-        self.client = PolicyClient(url, timeout=timeout)
-        self.metadata = self.client.metadata()
+        client = PolicyClient(url, timeout=timeout)
+        self.metadata = client.metadata()
         if int(self.metadata.get("action_dim", ACTION_DIM)) != ACTION_DIM:
             raise RemotePolicyError(f"{url} serves {self.metadata['action_dim']}-dim actions; "
                                     f"V-GPS steers {ACTION_DIM}-dim ones")
-        self.name = name or str(self.metadata.get("name", url))
-        self.url, self.embodiment = self.client.url, embodiment
-
-    def reset(self, batch_size: int) -> None:
-        self.client.reset(batch_size)
+        super().__init__(client, name or str(self.metadata.get("name", url)), embodiment)
+        self.client, self.url = client, client.url
 
     def sample_chunks(self, observations, instructions, num_samples, rng) -> np.ndarray:
-        check_sampling_args(num_samples)
-        b = batch_size_of(observations)
-        if len(instructions) != b:
-            raise ValueError(f"{self.name}: {len(instructions)} instructions for a batch of {b}")
-        if self.embodiment is not None and "embodiment" not in observations:
-            observations = {**observations, "embodiment": np.asarray([self.embodiment] * b)}
-        a = self.client.sample_actions(observations, list(instructions), int(num_samples),
-                                       raw_keys(rng, b, self.name))
+        a = self.client.sample_actions(*self.request(observations, instructions, num_samples, rng))
         return a if a.ndim == 4 else a[:, :, None]
 
     def sample_actions(self, observations, instructions, num_samples, rng) -> np.ndarray:

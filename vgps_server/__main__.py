@@ -35,7 +35,7 @@ def main(argv=None) -> int:
             use = tf.saved_model.load(a.use_large)
             embed = lambda texts: use(texts).numpy()  # noqa: E731
         backend = rt1x.RT1XBackend(rt1x.load_policy(a.checkpoint), embed, name="rt1x")
-        return _serve(PolicyServer(backend, host=a.host, port=a.port), backend.name)
+        return PolicyServer(backend, host=a.host, port=a.port).run(f"policy {backend.name!r}")
     from vgps_server import octo
     import types
     sys.modules.setdefault("dlimp", types.ModuleType("dlimp"))       # octo.model imports dlimp (git-only) for DLataset alone
@@ -50,18 +50,7 @@ def main(argv=None) -> int:
         model = octo.tiny_octo(seed=a.seed, image_size=a.image_size)
         backend = octo.OctoBackend(model, name="octo-tiny", ensemble=not a.no_ensemble,
                                    embed=octo.hash_embedding)
-    return _serve(PolicyServer(backend, host=a.host, port=a.port), backend.name)
-
-
-def _serve(srv, name: str) -> int:
-    print(f"serving policy {name!r} at {srv.url}  (Ctrl-C stops)", flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
-    return 0
+    return PolicyServer(backend, host=a.host, port=a.port).run(f"policy {backend.name!r}")
 
 
 if __name__ == "__main__":

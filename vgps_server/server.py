@@ -148,6 +148,18 @@ class PolicyServer:
     def serve_forever(self) -> None:
         self._srv.serve_forever()
 
+    def run(self, name: str) -> int:
+        """Announce ``serving {name} at URL`` on stdout (the line :class:`vgps.remote.ServerProcess`
+        reads), serve until Ctrl-C, close; exit status 0."""
+        print(f"serving {name} at {self.url}  (Ctrl-C stops)", flush=True)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+        return 0
+
     def stop(self) -> None:
         self._srv.stopping = True
         if self._thread is not None:

@@ -61,7 +61,9 @@ class BackendPolicy:
     def reset(self, batch_size: int) -> None:
         self.backend.reset(batch_size)
 
-    def sample_actions(self, observations, instructions, num_samples, rng):
+    def request(self, observations, instructions, num_samples, rng):
+        """The checked arguments a backend takes: ``(observations (+ embodiment), instructions,
+        K, raw keys uint32[B, 2])``."""
         check_sampling_args(num_samples)
         b = batch_size_of(observations)
         if len(instructions) != b:
@@ -69,8 +71,11 @@ class BackendPolicy:
         keys = raw_keys(rng, b, self.name)
         if self.embodiment is not None and "embodiment" not in observations:
             observations = {**observations, "embodiment": np.asarray([self.embodiment] * b)}
-        a = self.backend.sample_actions(observations, list(instructions), int(num_samples), keys)
-        return validate_actions(a, b, num_samples, self.name)
+        return observations, list(instructions), int(num_samples), keys
+
+    def sample_actions(self, observations, instructions, num_samples, rng):
+        a = self.backend.sample_actions(*self.request(observations, instructions, num_samples, rng))
+        return validate_actions(a, len(instructions), num_samples, self.name)
 
 
 # ------------------------------------------------------------------------------------------ Octo
