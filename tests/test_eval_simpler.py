@@ -71,3 +71,22 @@ def test_google_gripper_is_relative_and_sticky(simpler):
     assert g[2:2 + STICKY_STEPS] == [1.0] * STICKY_STEPS        # open → closed: +1 (close), held 15
     assert g[2 + STICKY_STEPS:-1] == [0.0] * 3                  # then nothing to change
     assert g[-1] == -1.0                                        # closed → open: −1
+
+
+def test_widowx_gripper_debounce_as_the_released_vgps_evaluation(simpler):
+    """V-GPS's SimplerEnv fork (OctoInference.step, sticky_step=3): the WidowX gripper starts open
+    and switches only after 3 consecutive commands for the other state; 1 = follow at once."""
+    env = SimplerEnv("widowx_spoon_on_towel", widowx_sticky_steps=3)
+    env.reset(seed=0)
+    opens = [0, 0, 1, 0, 0, 0, 0, 1, 1, 1]
+    for o in opens:
+        env.step(np.array([0, 0, 0, 0, 0, 0, float(o)]))
+    g = [a[6] for a in env.base.sent]
+    # two "close" commands then "open": still open; three "close": closed on the third; three
+    # "open" after that: open again on the third
+    assert g == [1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0, 1.0]
+    env.reset(seed=0)                                   # reset: open again, count cleared
+    env.step(np.array([0, 0, 0, 0, 0, 0, 0.0]))
+    assert env.base.sent[-1][6] == 1.0
+    with pytest.raises(ValueError, match="widowx_sticky_steps"):
+        SimplerEnv("widowx_spoon_on_towel", widowx_sticky_steps=0)

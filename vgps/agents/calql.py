@@ -12,8 +12,9 @@ bound; off with ``calql_bound=False``), ``T`` the CQL temperature. As in the rel
 (JaxCQL / jaxrl_m) the TD term is a plain mean-squared error, so α=5 weighs against it directly.
 
 π is either a frozen behaviour model of the critic's data (``calql_policy="behavior"``, trained
-by BC in a first phase; see docs/notes: the SAC actor failed on {-1, 0} rewards here) or a
-tanh-Gaussian SAC actor with automatic entropy tuning (``"sac"``, the paper's released code).
+by BC in a first phase) or a tanh-Gaussian SAC actor with automatic entropy tuning (``"sac"``,
+the paper's released code). Which one steers better is measured, not assumed: notebook 05's
+protocol chooses between the two on its tuning seeds.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 import optax
 
 from vgps.agents import behavior
-from vgps.agents.common import Agent, Phase, polyak
+from vgps.agents.common import Agent, Phase, adam, polyak
 from vgps.nets.critic import CriticNet
 from vgps.nets.policy import sample_and_log_prob
 
@@ -65,8 +66,11 @@ def make(cfg, bc_tx=None) -> Agent:
     qnet = CriticNet(cfg)
     pnet = behavior.make_net(cfg)
     n, bound, adim = cfg.cql_n_actions, cfg.action_bound, cfg.action_dim
-    critic_tx = optax.adam(cfg.lr)
-    actor_tx = optax.adam(cfg.actor_lr)
+    critic_tx = adam(cfg.lr, cfg.warmup_steps)
+    actor_tx = adam(cfg.actor_lr, cfg.warmup_steps)
+    # the released code steps the temperature with its own Adam (3e-4, no warm-up); ours by
+    # default shares the actor's settings
+    temp_tx = actor_tx if cfg.temperature_lr is None else optax.adam(cfg.temperature_lr)
     bc_tx = bc_tx or optax.adam(cfg.lr)
     target_entropy = -adim if cfg.sac_target_entropy is None else cfg.sac_target_entropy
     sac = cfg.calql_policy == "sac"
@@ -84,7 +88,7 @@ def make(cfg, bc_tx=None) -> Agent:
             "critic": {"params": qp, "target_params": jax.tree.map(jnp.copy, qp),
                        "opt": critic_tx.init(qp)},
             "policy": {"params": pp, "opt": (actor_tx if sac else bc_tx).init(pp)},
-            "log_alpha": {"params": log_alpha, "opt": actor_tx.init(log_alpha)},
+            "log_alpha": {"params": log_alpha, "opt": temp_tx.init(log_alpha)},
         }
 
     def enc(params, obs, lang):
@@ -152,7 +156,7 @@ def make(cfg, bc_tx=None) -> Agent:
             ent = -jax.lax.stop_gradient(logp)
             la = state["log_alpha"]
             gt = jax.grad(lambda x: jnp.exp(x) * jnp.mean(ent - target_entropy))(la["params"])
-            upd, topt = actor_tx.update(gt, la["opt"], la["params"])
+            upd, topt = temp_tx.update(gt, la["opt"], la["params"])
             new["log_alpha"] = {"params": optax.apply_updates(la["params"], upd), "opt": topt}
             metrics.update({"actor_loss": aloss, "alpha": alpha, "entropy": jnp.mean(ent)})
         return new, metrics

@@ -4,7 +4,8 @@ Layout of a run directory::
 
     meta.json                         config, algorithm, normalizers, shapes, language size
     checkpoints/step_00001000.msgpack full train state (params, targets, optimisers, rng, step)
-    critic.msgpack                    critic params only (what load_critic reads)
+    critic.msgpack                    critic params only, online or target per
+                                      CriticConfig.steer_params (what load_critic reads)
     metrics.jsonl, metrics_<phase>.csv
 
 Writes are atomic (temp file + rename), so a kill never leaves a half-written checkpoint.

@@ -6,6 +6,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,16 @@ class Agent:
     @property
     def total_steps(self) -> int:
         return sum(p.num_steps for p in self.phases)
+
+
+def adam(lr: float, warmup_steps: int = 0, clip: float | None = None):
+    """``optax.adam(lr)``; with ``warmup_steps`` the learning rate rises linearly from 0 to ``lr``
+    over that many updates and then stays constant, and with ``clip`` gradients are clipped to that
+    global norm first (the released V-GPS ``jaxrl_m/common/optimizers.py`` ``make_optimizer``)."""
+    schedule = lr if not warmup_steps else optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup_steps), optax.constant_schedule(lr)], [warmup_steps])
+    tx = optax.adam(schedule)
+    return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
 
 
 def polyak(target, online, tau: float):

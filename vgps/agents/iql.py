@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vgps.agents.common import Agent, Phase, polyak, relabel_negatives
+from vgps.agents.common import Agent, Phase, adam, polyak, relabel_negatives
 from vgps.nets.critic import CriticNet, ValueNet
 from vgps.nets.policy import TanhGaussianPolicy, log_prob
 
@@ -33,7 +33,8 @@ def make(cfg, failure_reward: float = -1.0) -> Agent:
     """IQL agent for a :class:`vgps.config.CriticConfig` (``failure_reward`` for relabelling)."""
     qnet, vnet = CriticNet(cfg), ValueNet(cfg)
     pnet = TanhGaussianPolicy(cfg, tuple(cfg.behavior_hidden_dims))
-    tx, atx = optax.adam(cfg.lr), optax.adam(cfg.actor_lr)
+    tx = adam(cfg.lr, cfg.warmup_steps, cfg.grad_clip)
+    atx = adam(cfg.actor_lr, cfg.warmup_steps, cfg.grad_clip)
     bound = cfg.action_bound
 
     def init(rng, batch):

@@ -14,11 +14,13 @@ from vgps.config import CRITIC_VARIANTS
 def critic_variant(prof, name: str):
     """``prof`` with the critic and data configs of the named variant (the registry
     :data:`vgps.config.CRITIC_VARIANTS`):
-    ``variant.critic`` is what is trained, ``variant.data`` labels its training data."""
+    ``variant.critic`` (then the profile's ``critic_overrides[name]``) is what is trained,
+    ``variant.data`` labels its training data."""
     if name not in CRITIC_VARIANTS:
         raise KeyError(f"unknown critic {name!r}; choose one of {sorted(CRITIC_VARIANTS)}")
     v = CRITIC_VARIANTS[name]
-    return dataclasses.replace(prof, critic=dataclasses.replace(prof.critic, **v.critic),
+    critic = {**v.critic, **prof.critic_overrides.get(name, {})}
+    return dataclasses.replace(prof, critic=dataclasses.replace(prof.critic, **critic),
                                data=dataclasses.replace(prof.data, **v.data))
 
 

@@ -156,7 +156,8 @@ def load_training_data(dataset_dirs, weights=None, profile=None, encoder=None, *
     """Mixed, labelled, normalized training batches from RLDS directories.
 
     ``dataset_dirs``: list of dataset paths (``.../name`` or ``.../name/version``).
-    ``weights``: mixing weights (default: ``DataConfig.mix_weights`` by detected layout).
+    ``weights``: mixing weights (default: ``DataConfig.mix_weights`` by detected layout), times
+    each dataset's number of transitions when ``DataConfig.balance_weights`` (the released recipe).
     ``profile``: a :class:`vgps.config.Profile`, a profile name, or a ``DataConfig``.
     ``encoder``: a :class:`LanguageEncoder` (default: the shared one for
     ``DataConfig.language_encoder``). ``obs_keys``: observations in the batch (``("state",)``,
@@ -176,6 +177,8 @@ def load_training_data(dataset_dirs, weights=None, profile=None, encoder=None, *
     dirs = [describe(d)["dir"] for d in dataset_dirs]
     w = mix_weights(dirs, weights, cfg)
     stats = [dataset_statistics(d, split) for d in dirs]
+    if cfg.balance_weights:       # octo's balance_weights: weight x dataset size
+        w = w * np.array([s["num_transitions"] for s in stats], np.float64)
     counts = w / w.sum()          # pool by the sampled mixture, not by raw dataset sizes
     norm = pool([s["action"] for s in stats], counts)
     snorm = (pool([s["state"] for s in stats], counts)

@@ -10,7 +10,11 @@ the instruction and the camera image come from ``env.unwrapped`` (gymnasium 1.x'
 no longer forwards ``get_language_instruction`` or ``robot_uid``); rotations are sent as
 axis-angle; the WidowX gripper as ±1 (open > 0.5); the Google robot's gripper is *relative* (+1
 close, −1 open, 0 keep), so an absolute command becomes ``previous − current`` and is held for 15
-steps once it changes ("sticky gripper", as SimplerEnv does for Octo on the Google robot).
+steps once it changes ("sticky gripper", as SimplerEnv does for Octo on the Google robot). The
+WidowX gripper is debounced as the released V-GPS evaluation does (its SimplerEnv fork,
+``OctoInference.step``): it switches only after the policy has asked for the other state on
+``widowx_sticky_steps`` consecutive steps (V-GPS: 3, ``experiments/eval_vgps.py``; 1 = upstream
+SimplerEnv, which follows every command at once).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ SIMPLER_TASKS = {
 
 
 STICKY_STEPS = 15                   # SimplerEnv: sticky_gripper_num_repeat for the Google robot
+WIDOWX_STICKY_STEPS_VGPS = 3        # the released V-GPS evaluation's WidowX debounce
 
 
 def simpler_available() -> bool:
@@ -45,7 +50,11 @@ def _euler_to_axis_angle(rpy: np.ndarray) -> np.ndarray:
 class SimplerEnv:
     """Wrapper with the embedded env's API (see module docstring)."""
 
-    def __init__(self, task_id: str, state_dim: int = 1, make_env=None):
+    def __init__(self, task_id: str, state_dim: int = 1, make_env=None,
+                 widowx_sticky_steps: int = 1):
+        if int(widowx_sticky_steps) < 1:
+            raise ValueError(f"widowx_sticky_steps must be >= 1, got {widowx_sticky_steps}")
+        self.widowx_sticky_steps = int(widowx_sticky_steps)
         if task_id not in SIMPLER_TASKS:
             raise KeyError(f"no SIMPLER counterpart for {task_id!r}; known: {sorted(SIMPLER_TASKS)}")
         import simpler_env
@@ -68,7 +77,16 @@ class SimplerEnv:
                     embodiment=self.embodiment)
         self.instruction = info["instruction"]
         self._prev_open, self._sticky, self._sticky_left = None, 0.0, 0
+        self._closed, self._disagree = False, 0            # WidowX: starts open
         return self._obs(raw), info
+
+    def _widowx_gripper(self, open_cmd: float) -> float:
+        """Absolute open (1) / closed (0) → ±1, switching after ``widowx_sticky_steps``
+        consecutive commands for the other state."""
+        self._disagree = self._disagree + 1 if (open_cmd < 0.5) != self._closed else 0
+        if self._disagree >= self.widowx_sticky_steps:
+            self._closed, self._disagree = not self._closed, 0
+        return -1.0 if self._closed else 1.0
 
     def _google_gripper(self, open_cmd: float) -> float:
         """Absolute open (1) / closed (0) → the Google robot's relative command, sticky 15 steps."""
@@ -84,7 +102,7 @@ class SimplerEnv:
     def step(self, action):
         a = np.asarray(action, np.float32)
         open_cmd = float(a[6] > 0.5)
-        grip = self._google_gripper(open_cmd) if self.google else 2.0 * open_cmd - 1.0
+        grip = self._google_gripper(open_cmd) if self.google else self._widowx_gripper(open_cmd)
         raw, reward, terminated, truncated, info = self.env.step(
             np.concatenate([a[:3], _euler_to_axis_angle(a[3:6]), [grip]]))
         info = dict(info, instruction=self.instruction, success=bool(info.get("success", False)),
@@ -92,9 +110,11 @@ class SimplerEnv:
         return self._obs(raw), reward, terminated, truncated, info
 
 
-def make_simpler(task_id: str) -> SimplerEnv:
+def make_simpler(task_id: str, widowx_sticky_steps: int = 1) -> SimplerEnv:
+    """``widowx_sticky_steps``: 1 as upstream SimplerEnv, ``WIDOWX_STICKY_STEPS_VGPS`` (3) as
+    the released V-GPS evaluation (``EvalConfig.widowx_sticky_steps`` of the profile)."""
     if not simpler_available():
         raise ImportError("simpler_env is not installed (git clone --recurse-submodules "
                           "https://github.com/simpler-env/SimplerEnv, pip install ManiSkill2_real2sim "
                           "and SimplerEnv); use vgps.envs.make for the embedded suite")
-    return SimplerEnv(task_id)
+    return SimplerEnv(task_id, widowx_sticky_steps=widowx_sticky_steps)

@@ -2,6 +2,8 @@
 
 ``CriticNet.encode(obs, lang) -> z [B, Z]`` then ``CriticNet.q_from_embedding(z, a) -> [E, B, K]``
 for actions ``[B, K, A]`` (or ``[B, A]`` -> ``[E, B]``): every extra action reuses ``z``.
+``CriticConfig.activation`` / ``weight_init`` / ``shared_q_output`` select the released V-GPS MLP
+(swish, xavier-uniform, one ``Dense(1)`` shared by the heads: ``actor_critic_nets.py``) in ``paper``.
 """
 from __future__ import annotations
 
@@ -10,19 +12,22 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vgps.nets.encoders import make_encoder
+from vgps.nets.encoders import activation, kernel_inits, make_encoder
 
 
 class MLP(nn.Module):
-    """Dense-ReLU stack with a linear output of size ``out_dim``."""
+    """Dense-activation stack with a linear output of size ``out_dim`` (none if ``out_dim`` is 0)."""
     hidden_dims: Sequence[int]
     out_dim: int = 1
+    act: str = "relu"
+    weight_init: str = "flax"
 
     @nn.compact
     def __call__(self, x):
+        act, (_, di) = activation(self.act), kernel_inits(self.weight_init)
         for i, d in enumerate(self.hidden_dims):
-            x = nn.relu(nn.Dense(d, name=f"dense_{i}")(x))
-        return nn.Dense(self.out_dim, name="out")(x)
+            x = act(nn.Dense(d, name=f"dense_{i}", **di)(x))
+        return nn.Dense(self.out_dim, name="out", **di)(x) if self.out_dim else x
 
 
 class QHead(nn.Module):
@@ -33,16 +38,21 @@ class QHead(nn.Module):
     once per state and shared by all K actions (same function as a Dense on the concatenation,
     ~2x fewer FLOPs per extra action with a 256-d embedding)."""
     hidden_dims: Sequence[int]
+    act: str = "relu"
+    weight_init: str = "flax"
+    with_output: bool = True      # False: return the last hidden layer (a shared output follows)
 
     @nn.compact
     def __call__(self, z, actions):
-        d0 = self.hidden_dims[0]
-        hz = nn.Dense(d0, name="dense_0_z")(z)
-        ha = nn.Dense(d0, use_bias=False, name="dense_0_a")(actions)
+        d0, (_, di) = self.hidden_dims[0], kernel_inits(self.weight_init)
+        hz = nn.Dense(d0, name="dense_0_z", **di)(z)
+        ha = nn.Dense(d0, use_bias=False, name="dense_0_a", **di)(actions)
         if actions.ndim == z.ndim + 1:
             hz = hz[..., None, :]
-        x = nn.relu(hz + ha)
-        return MLP(tuple(self.hidden_dims[1:]), 1, name="mlp")(x)[..., 0]
+        x = activation(self.act)(hz + ha)
+        out = MLP(tuple(self.hidden_dims[1:]), int(self.with_output), self.act, self.weight_init,
+                  name="mlp")(x)
+        return out[..., 0] if self.with_output else out
 
 
 class CriticNet(nn.Module):
@@ -50,10 +60,13 @@ class CriticNet(nn.Module):
     cfg: object   # vgps.config.CriticConfig
 
     def setup(self):
-        self.encoder = make_encoder(self.cfg)
+        cfg = self.cfg
+        self.encoder = make_encoder(cfg)
         self.heads = nn.vmap(QHead, variable_axes={"params": 0}, split_rngs={"params": True},
-                             in_axes=None, out_axes=0, axis_size=self.cfg.num_qs)(
-            tuple(self.cfg.hidden_dims))
+                             in_axes=None, out_axes=0, axis_size=cfg.num_qs)(
+            tuple(cfg.hidden_dims), cfg.activation, cfg.weight_init, not cfg.shared_q_output)
+        if cfg.shared_q_output:
+            self.q_out = nn.Dense(1, **kernel_inits(cfg.weight_init)[1])
 
     def encode(self, observations, lang):
         """``-> z [B, Z]``."""
@@ -61,7 +74,8 @@ class CriticNet(nn.Module):
 
     def q_from_embedding(self, z, actions):
         """``z [B, Z]``, ``actions [B, K, A]`` -> ``[E, B, K]`` (or ``[B, A]`` -> ``[E, B]``)."""
-        return self.heads(z, actions)
+        q = self.heads(z, actions)
+        return self.q_out(q)[..., 0] if self.cfg.shared_q_output else q
 
     def __call__(self, observations, lang, actions):
         return self.q_from_embedding(self.encode(observations, lang), actions)
@@ -73,5 +87,6 @@ class ValueNet(nn.Module):
 
     @nn.compact
     def __call__(self, observations, lang):
-        z = make_encoder(self.cfg)(observations, lang)
-        return MLP(tuple(self.cfg.hidden_dims), 1)(z)[..., 0]
+        cfg = self.cfg
+        z = make_encoder(cfg)(observations, lang)
+        return MLP(tuple(cfg.hidden_dims), 1, cfg.activation, cfg.weight_init)(z)[..., 0]

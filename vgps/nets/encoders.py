@@ -5,7 +5,10 @@ Every encoder maps ``(observations: dict, language: float32[B, D]) -> float32[B,
 - :class:`MLPEncoder`   ``observations["state"]`` (state modality); language concatenated or FiLM.
 - :class:`ConvEncoder`  a small strided conv stack with GroupNorm + FiLM (CPU image profiles).
 - :class:`ResNetEncoder` ResNet-v1 18/34 (basic blocks), GroupNorm, FiLM after every residual
-  block, global average pooling (the paper's critic encoder, App. B.1 / Fig. 5).
+  block, global average pooling (the paper's critic encoder, App. B.1 / Fig. 5). Its activation,
+  GroupNorm groups/epsilon, input coordinate channels and initialisers are config fields, so the
+  ``paper`` profile builds the released one (V-GPS ``jaxrl_m/vision/resnet_v1.py``: swish,
+  GroupNorm(4, eps 1e-5), spatial coordinates, kaiming-normal convs; docs/paper_recipe.md).
 
 FiLM is initialised as the identity: ``x * (1 + gamma(l)) + beta(l)`` with zero-initialised
 projections, so a fresh network ignores the instruction until it learns to use it.
@@ -24,6 +27,38 @@ def image_to_float(image):
     if jnp.issubdtype(image.dtype, jnp.integer):
         return image.astype(jnp.float32) / 127.5 - 1.0
     return image.astype(jnp.float32) * 2.0 - 1.0
+
+
+ACTIVATIONS = {"relu": nn.relu, "swish": nn.swish}
+
+
+def activation(name: str):
+    """``"relu"`` or ``"swish"`` -> the flax function."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def kernel_inits(weight_init: str) -> tuple[dict, dict]:
+    """Keyword arguments ``(conv, dense)`` for a ``CriticConfig.weight_init``: ``"flax"`` = the
+    flax defaults (lecun-normal), ``"vgps"`` = the released V-GPS code (kaiming-normal convs,
+    ``resnet_v1.py``; xavier-uniform dense layers, ``jaxrl_m/common/common.py`` ``default_init``)."""
+    if weight_init == "flax":
+        return {}, {}
+    if weight_init == "vgps":
+        return ({"kernel_init": nn.initializers.kaiming_normal()},
+                {"kernel_init": nn.initializers.xavier_uniform()})
+    raise ValueError(f"unknown weight_init {weight_init!r}; choose 'flax' or 'vgps'")
+
+
+def add_spatial_coordinates(x):
+    """``x [B, H, W, C] -> [B, H, W, C + 2]``: channel C is the row and C + 1 the column
+    coordinate, each in [-1, 1] (as V-GPS ``AddSpatialCoordinates``)."""
+    b, h, w, _ = x.shape
+    rows = jnp.linspace(-1.0, 1.0, h, dtype=x.dtype) if h > 1 else jnp.zeros((1,), x.dtype)
+    cols = jnp.linspace(-1.0, 1.0, w, dtype=x.dtype) if w > 1 else jnp.zeros((1,), x.dtype)
+    grid = jnp.stack(jnp.meshgrid(rows, cols, indexing="ij"), axis=-1)     # [H, W, 2]
+    return jnp.concatenate([x, jnp.broadcast_to(grid, (b, h, w, 2))], axis=-1)
 
 
 def resize_to(x, size: int | None):
@@ -100,42 +135,60 @@ class BasicBlock(nn.Module):
     """ResNet-v1 basic block (two 3x3 convs, GroupNorm) followed by FiLM."""
     channels: int
     strides: int = 1
+    act: str = "relu"
+    max_groups: int = 32
+    gn_epsilon: float = 1e-6
+    weight_init: str = "flax"
 
     @nn.compact
     def __call__(self, x, lang):
-        g = _groups(self.channels)
+        g, act, (ci, _) = _groups(self.channels, self.max_groups), activation(self.act), \
+            kernel_inits(self.weight_init)
+        gn = dict(epsilon=self.gn_epsilon)
         y = nn.Conv(self.channels, (3, 3), (self.strides, self.strides), padding="SAME",
-                    use_bias=False, name="conv1")(x)
-        y = nn.relu(nn.GroupNorm(g, name="gn1")(y))
-        y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, name="conv2")(y)
-        y = nn.GroupNorm(g, name="gn2")(y)
+                    use_bias=False, name="conv1", **ci)(x)
+        y = act(nn.GroupNorm(g, name="gn1", **gn)(y))
+        y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, name="conv2", **ci)(y)
+        y = nn.GroupNorm(g, name="gn2", **gn)(y)
         if x.shape[-1] != self.channels or self.strides != 1:
             x = nn.Conv(self.channels, (1, 1), (self.strides, self.strides), use_bias=False,
-                        name="proj_conv")(x)
-            x = nn.GroupNorm(g, name="proj_gn")(x)
-        return FiLM(name="film")(nn.relu(x + y), lang)
+                        name="proj_conv", **ci)(x)
+            x = nn.GroupNorm(g, name="proj_gn", **gn)(x)
+        return FiLM(name="film")(act(x + y), lang)
 
 
 RESNET_STAGES = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
 
 class ResNetEncoder(nn.Module):
-    """ResNet-v1 18/34 with GroupNorm and FiLM after every block; global average pooling -> [B, 512]."""
+    """ResNet-v1 18/34 with GroupNorm and FiLM after every block; global average pooling -> [B, 512].
+    ``spatial_coordinates`` appends two coordinate channels to the image before the stem."""
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
     width: int = 64
     input_size: int | None = None
+    act: str = "relu"
+    max_groups: int = 32
+    gn_epsilon: float = 1e-6
+    spatial_coordinates: bool = False
+    weight_init: str = "flax"
 
     @nn.compact
     def __call__(self, observations, lang):
         x = resize_to(image_to_float(observations["image"]), self.input_size)
+        if self.spatial_coordinates:
+            x = add_spatial_coordinates(x)
+        ci, _ = kernel_inits(self.weight_init)
         x = nn.Conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
-                    name="stem_conv")(x)
-        x = nn.relu(nn.GroupNorm(_groups(self.width), name="stem_gn")(x))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+                    name="stem_conv", **ci)(x)
+        x = nn.GroupNorm(_groups(self.width, self.max_groups), epsilon=self.gn_epsilon,
+                         name="stem_gn")(x)
+        x = nn.max_pool(activation(self.act)(x), (3, 3), strides=(2, 2), padding="SAME")
         for s, n_blocks in enumerate(self.stage_sizes):
             for b in range(n_blocks):
                 strides = 2 if (s > 0 and b == 0) else 1
-                x = BasicBlock(self.width * 2 ** s, strides, name=f"stage{s}_block{b}")(x, lang)
+                x = BasicBlock(self.width * 2 ** s, strides, self.act, self.max_groups,
+                               self.gn_epsilon, self.weight_init,
+                               name=f"stage{s}_block{b}")(x, lang)
         return jnp.mean(x, axis=(1, 2))
 
 
@@ -204,5 +257,8 @@ def make_encoder(cfg) -> nn.Module:
         return PatchMixerEncoder(cfg.patch_size, cfg.mixer_width, cfg.mixer_depth,
                                  cfg.embedding_dim, cfg.input_image_size)
     if cfg.encoder in RESNET_STAGES:
-        return ResNetEncoder(RESNET_STAGES[cfg.encoder], input_size=cfg.input_image_size)
+        return ResNetEncoder(RESNET_STAGES[cfg.encoder], input_size=cfg.input_image_size,
+                             act=cfg.activation, max_groups=cfg.gn_groups,
+                             gn_epsilon=cfg.gn_epsilon, spatial_coordinates=cfg.spatial_coordinates,
+                             weight_init=cfg.weight_init)
     raise ValueError(f"unknown encoder {cfg.encoder!r}")

@@ -26,7 +26,8 @@ class TanhGaussianPolicy(nn.Module):
     @nn.compact
     def __call__(self, observations, lang):
         z = make_encoder(self.cfg)(observations, lang)
-        out = MLP(tuple(self.hidden_dims), 2 * self.cfg.action_dim)(z)
+        out = MLP(tuple(self.hidden_dims), 2 * self.cfg.action_dim, self.cfg.activation,
+                  self.cfg.weight_init)(z)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
