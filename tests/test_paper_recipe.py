@@ -167,6 +167,7 @@ def test_paper_profile_is_the_released_recipe():
     assert c.spatial_coordinates and c.shared_q_output and c.weight_init == "vgps"
     assert (c.warmup_steps, c.temperature_lr, c.steer_params) == (2000, 3e-4, "target")
     assert (c.batch_size, c.num_steps, c.input_image_size) == (256, 500_000, 256)
+    assert c.resize_method == "lanczos3"
     assert d.balance_weights and dict(d.mix_weights)["fractal"] == 0.54087122203
     assert (d.brightness, d.contrast, d.saturation) == (0.1, (0.9, 1.1), (0.9, 1.1))
     assert (e.fixed_K, e.fixed_beta, e.widowx_sticky_steps) == (50, 1.0, 3)
@@ -183,7 +184,7 @@ def test_paper_profile_is_the_released_recipe():
         neutral = CriticConfig()
         for f in ("activation", "gn_groups", "gn_epsilon", "spatial_coordinates", "weight_init",
                   "shared_q_output", "warmup_steps", "temperature_lr", "grad_clip",
-                  "steer_params"):
+                  "steer_params", "resize_method"):
             assert getattr(q.critic, f) == getattr(neutral, f), (name, f)
         assert not q.data.balance_weights
 
@@ -205,3 +206,21 @@ def test_paper_critic_trains_at_a_small_size():
     moved = [not np.array_equal(a, b) for a, b in
              zip(jax.tree.leaves(st0["critic"]["params"]), jax.tree.leaves(st["critic"]["params"]))]
     assert any(moved)
+
+
+def test_lanczos3_frames_match_the_released_tf_resize():
+    """``resize_method="lanczos3"``: the critic's frame as the released evaluation makes it,
+    ``tf.image.resize(lanczos3, antialias=True)`` of the uint8 frame, rounded to uint8."""
+    import tensorflow as tf
+    from vgps.nets.encoders import frames_to_float
+    img = np.random.default_rng(0).integers(0, 256, (2, 80, 96, 3), np.uint8)
+    img[:, 20:40, 30:60] = 255                                       # edges: ringing to clip
+    want = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+        img, (32, 32), method="lanczos3", antialias=True)), 0, 255), tf.uint8).numpy()
+    got = (np.asarray(frames_to_float(jnp.asarray(img), 32, "lanczos3")) + 1.0) * 127.5
+    diff = np.abs(np.round(got) - want.astype(np.float64))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01              # float rounding ties only
+    same = np.asarray(frames_to_float(jnp.asarray(img[:, :32, :32]), 32, "lanczos3"))
+    np.testing.assert_allclose(same, img[:, :32, :32] / 127.5 - 1.0, atol=1e-6)  # not resized
+    with pytest.raises(ValueError, match="resize method"):
+        frames_to_float(jnp.asarray(img), 32, "bicubic")

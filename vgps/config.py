@@ -84,6 +84,9 @@ class CriticConfig:
     # image encoders resize (area average) a larger camera frame to this size first: the critic
     # can read a policy's 256-px frame at its own training resolution. None: use frames as given.
     input_image_size: int | None = None
+    # "area" (exact average when the sizes divide, else antialiased bilinear) or "lanczos3" (the
+    # released V-GPS evaluation's tf.image.resize(lanczos3, antialias) of a uint8 frame)
+    resize_method: Literal["area", "lanczos3"] = "area"
     action_bound: float = 3.0             # uniform CQL samples / tanh policies in [-b, b] (z-scored actions)
     batch_size: int = 256
     num_steps: int = 2_000
@@ -261,6 +264,7 @@ def _paper() -> Profile:
     critic = CriticConfig(obs_modality="image", encoder="resnet34", activation="swish",
                           gn_groups=4, gn_epsilon=1e-5, spatial_coordinates=True, weight_init="vgps", shared_q_output=True,
                           warmup_steps=2_000, temperature_lr=3e-4, input_image_size=256,
+                          resize_method="lanczos3",
                           steer_params="target", batch_size=256, num_steps=500_000,
                           log_every=1_000, checkpoint_every=50_000)
     return Profile(

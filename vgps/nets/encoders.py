@@ -72,6 +72,25 @@ def resize_to(x, size: int | None):
     return jax.image.resize(x, (b, size, size, c), method="linear", antialias=True)
 
 
+def frames_to_float(image, size: int | None, method: str = "area"):
+    """Camera frames ``[B, H, W, 3]`` -> float32 in [-1, 1] at ``size`` x ``size``.
+
+    ``"area"``: :func:`resize_to` on the float image. ``"lanczos3"``: as the released V-GPS
+    evaluation prepares the critic's frame (its SimplerEnv fork, ``OctoInference._resize_image``):
+    lanczos3 with antialiasing on the 0-255 image, rounded and clipped to uint8 values, then
+    scaled (only for integer frames of another size; otherwise as ``"area"``)."""
+    if method == "area":
+        return resize_to(image_to_float(image), size)
+    if method != "lanczos3":
+        raise ValueError(f"unknown resize method {method!r}; choose 'area' or 'lanczos3'")
+    b, h, w, c = image.shape
+    if size is None or (h == size and w == size) or not jnp.issubdtype(image.dtype, jnp.integer):
+        return resize_to(image_to_float(image), size)
+    x = jax.image.resize(image.astype(jnp.float32), (b, size, size, c), method="lanczos3",
+                         antialias=True)
+    return jnp.clip(jnp.round(x), 0.0, 255.0) / 127.5 - 1.0
+
+
 class FiLM(nn.Module):
     """Feature-wise affine conditioning, identity at initialisation. ``x [B, ..., C]``, ``l [B, D]``."""
 
@@ -116,11 +135,12 @@ class ConvEncoder(nn.Module):
     very slow on tiny feature maps)."""
     channels: Sequence[int] = (32, 64, 64, 128)
     embedding_dim: int = 256
-    input_size: int | None = None        # frames are resized to this first (see resize_to)
+    input_size: int | None = None        # frames are resized to this first (frames_to_float)
+    resize_method: str = "area"
 
     @nn.compact
     def __call__(self, observations, lang):
-        x = resize_to(image_to_float(observations["image"]), self.input_size)
+        x = frames_to_float(observations["image"], self.input_size, self.resize_method)
         for i, c in enumerate(self.channels):
             x = nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME", use_bias=False, name=f"conv_{i}")(x)
             x = nn.GroupNorm(num_groups=_groups(c, 8), name=f"gn_{i}")(x)
@@ -166,6 +186,7 @@ class ResNetEncoder(nn.Module):
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
     width: int = 64
     input_size: int | None = None
+    resize_method: str = "area"
     act: str = "relu"
     max_groups: int = 32
     gn_epsilon: float = 1e-6
@@ -174,7 +195,7 @@ class ResNetEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, observations, lang):
-        x = resize_to(image_to_float(observations["image"]), self.input_size)
+        x = frames_to_float(observations["image"], self.input_size, self.resize_method)
         if self.spatial_coordinates:
             x = add_spatial_coordinates(x)
         ci, _ = kernel_inits(self.weight_init)
@@ -229,10 +250,11 @@ class PatchMixerEncoder(nn.Module):
     depth: int = 1
     embedding_dim: int = 256
     input_size: int | None = None
+    resize_method: str = "area"
 
     @nn.compact
     def __call__(self, observations, lang):
-        x = resize_to(image_to_float(observations["image"]), self.input_size)
+        x = frames_to_float(observations["image"], self.input_size, self.resize_method)
         x = patchify(x, self.patch_size)                                      # [B, h, w, p*p*3]
         x = nn.relu(nn.LayerNorm(name="embed_ln")(nn.Dense(self.width // 2, name="embed")(x)))
         x = FiLM(name="film_embed")(x, lang)
@@ -252,12 +274,14 @@ def make_encoder(cfg) -> nn.Module:
     if cfg.encoder == "mlp":
         return MLPEncoder(tuple(cfg.encoder_dims), cfg.lang_conditioning)
     if cfg.encoder == "conv_small":
-        return ConvEncoder(tuple(cfg.conv_channels), cfg.embedding_dim, cfg.input_image_size)
+        return ConvEncoder(tuple(cfg.conv_channels), cfg.embedding_dim, cfg.input_image_size,
+                           cfg.resize_method)
     if cfg.encoder == "patch_mixer":
         return PatchMixerEncoder(cfg.patch_size, cfg.mixer_width, cfg.mixer_depth,
-                                 cfg.embedding_dim, cfg.input_image_size)
+                                 cfg.embedding_dim, cfg.input_image_size, cfg.resize_method)
     if cfg.encoder in RESNET_STAGES:
         return ResNetEncoder(RESNET_STAGES[cfg.encoder], input_size=cfg.input_image_size,
+                             resize_method=cfg.resize_method,
                              act=cfg.activation, max_groups=cfg.gn_groups,
                              gn_epsilon=cfg.gn_epsilon, spatial_coordinates=cfg.spatial_coordinates,
                              weight_init=cfg.weight_init)
