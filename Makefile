@@ -1,6 +1,7 @@
 # vgps — two commands do everything on a fresh Linux machine:
 #   make reproduce   regenerate every table and figure (PROFILE=smoke|default|paper)
 #   make test        unit tests + every notebook under nbval (smoke profile)
+#   make lab         the notebook series in JupyterLab with the project's kernel
 SHELL := /bin/bash
 PYTHON_SYS ?= python3.11
 VENV := .venv
@@ -17,7 +18,7 @@ export PYOPENGL_PLATFORM ?= osmesa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test unit nbtest test-policies policy-env reproduce verify datasets bench clean help
+.PHONY: setup test unit nbtest test-policies test-lab lab policy-env reproduce verify datasets bench clean help
 
 help:
 	@echo "make reproduce [PROFILE=smoke|default|paper]  - regenerate figures/ and tables"
@@ -25,7 +26,9 @@ help:
 	@echo "  '--jobs 1' runs 05 and 06 one after the other instead of concurrently"
 	@echo "make verify [PROFILE=...]                     - re-run the cheap stages in a scratch dir and"
 	@echo "  compare every artefact's SHA-256 with the committed manifest (REPRODUCE_ARGS='--only 04')"
-	@echo "make test                                     - unit tests + notebooks under nbval + test-policies"
+	@echo "make test                                     - unit tests + notebooks under nbval + test-policies + test-lab"
+	@echo "make lab [LAB_PORT=8888] [LAB_ARGS=--no-browser] - the notebooks in JupyterLab, project kernel; prints the URL"
+	@echo "make test-lab                                 - headless Chromium opens notebook 04 in JupyterLab: its images render"
 	@echo "make test-policies                            - steer real Octo / tf_agents code served from its own env"
 	@echo "make policy-env POLICY=octo|rt1x              - build a real policy's environment (Python 3.10)"
 	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
@@ -48,7 +51,7 @@ $(KERNEL): $(STAMP) vgps/isa.py vgps/pinned.py
 	$(PY) -m vgps.pinned --write-kernelspec $(KERNEL)
 
 unit: setup
-	$(PIN) $(PY) -m pytest -q -n 2 --dist loadfile --ignore-glob='tests/test_envs_*' tests
+	$(PIN) $(PY) -m pytest -q -n 2 --dist loadfile --ignore-glob='tests/test_envs_*' --ignore=tests/test_lab_browser.py tests
 	@# MuJoCo's OSMesa/EGL context and TensorFlow segfault in one process: env tests run apart
 	$(PIN) $(PY) -m pytest -q -p no:xdist -m "not isolated" tests/test_envs_*.py
 	$(PIN) $(PY) -m pytest -q -p no:xdist -m "isolated" tests/test_envs_dataset.py
@@ -60,6 +63,7 @@ test: setup
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory nbtest
 	$(MAKE) --no-print-directory test-policies
+	$(MAKE) --no-print-directory test-lab
 
 # a real policy's own environment (docs/serving.md): make policy-env POLICY=octo [OCTO_SRC=...]
 POLICY ?= octo
@@ -73,6 +77,18 @@ test-policies: setup
 	VGPS_RT1X_PYTHON="$$(scripts/policy_env.sh rt1x | tail -1)" && \
 	  export VGPS_OCTO_PYTHON VGPS_RT1X_PYTHON && \
 	  $(PIN) $(PY) -m pytest -q -p no:xdist tests/test_policies_real.py
+
+# the series in JupyterLab (scripts/lab.py): notebooks/ on 127.0.0.1:8888 (or the next free port), the
+# python3 kernel of $(KERNEL), a fresh token; the URL is printed
+LAB_ARGS ?=
+lab: setup
+	$(PY) scripts/lab.py $(if $(LAB_PORT),--port $(LAB_PORT)) $(LAB_ARGS)
+
+# a real headless Chromium (Debian's package, installed here if missing) opens notebook 04 in
+# JupyterLab: every image output renders; screenshots in artifacts/test/
+test-lab: setup
+	@bash scripts/install_system_deps.sh chromium
+	$(PIN) $(PY) -m pytest -q -s -p no:xdist tests/test_lab_browser.py
 
 datasets: setup
 	$(PIN) $(PY) -m vgps.envs.generate --profile $(PROFILE)
