@@ -40,6 +40,14 @@ LEGACY_NORMALIZER_CLASSES = {f"vgps.data.normalize.{c.__name__}": c
                              for c in (Normalizer, ActionNormalizer, StateNormalizer)}
 
 
+def steer_params_key(cfg) -> str:
+    """Which critic parameters steering reads (``CriticConfig.steer_params``): the state key
+    ``"params"`` (online) or ``"target_params"`` (the Polyak copy, as the released V-GPS scores)."""
+    if cfg.steer_params not in ("online", "target"):
+        raise ValueError(f"steer_params must be 'online' or 'target', got {cfg.steer_params!r}")
+    return "params" if cfg.steer_params == "online" else "target_params"
+
+
 class CheckpointError(ValueError):
     """A checkpoint or run directory that cannot be read."""
 

@@ -92,7 +92,6 @@ def example_inputs(meta: dict, batch: int = 1):
 def load_critic(path) -> Critic:
     """Load ``critic.msgpack`` (or the newest full checkpoint) from a run directory: the
     parameters ``CriticConfig.steer_params`` names (online, or the target copy)."""
-    from vgps.agents.train import steer_params_key
     path = Path(path)
     meta = ckpt.load_meta(path)
     cfg = config_from_dict(meta["config"])
@@ -108,7 +107,7 @@ def load_critic(path) -> Critic:
         from flax import serialization
         try:
             raw = serialization.msgpack_restore(cks[-1].read_bytes())["critic"][
-                steer_params_key(cfg)]
+                ckpt.steer_params_key(cfg)]
         except Exception as e:
             raise ckpt.CheckpointError(f"corrupt checkpoint {cks[-1]}: {e}") from e
         ckpt.check_shapes(template, raw, f"{cks[-1]} (critic params)")

@@ -192,14 +192,6 @@ def _write_logs(run_dir: Path, rows: list[dict]) -> None:
 _RESUME_META_KEYS = ("obs_spec", "normalizer", "state_normalizer")
 
 
-def steer_params_key(cfg) -> str:
-    """Which critic parameters steering reads (``CriticConfig.steer_params``): the state key
-    ``"params"`` (online) or ``"target_params"`` (the Polyak copy, as the released V-GPS scores)."""
-    if cfg.steer_params not in ("online", "target"):
-        raise ValueError(f"steer_params must be 'online' or 'target', got {cfg.steer_params!r}")
-    return "params" if cfg.steer_params == "online" else "target_params"
-
-
 def _resume_differences(old: dict, new: dict) -> list[str]:
     """``"field: <on disk> (on disk) vs <requested> (requested)"`` for every config field and
     :data:`_RESUME_META_KEYS` entry of ``new`` (a meta dict) that ``old`` (meta.json) lacks or
@@ -346,5 +338,5 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
             bar.close()
     if step == total:
         ckpt.save_params(run_dir / "critic.msgpack",
-                         jax.device_get(state["critic"][steer_params_key(cfg)]))
+                         jax.device_get(state["critic"][ckpt.steer_params_key(cfg)]))
     return TrainResult(state, run_dir, rows, time.perf_counter() - t0)

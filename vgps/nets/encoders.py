@@ -79,12 +79,11 @@ def frames_to_float(image, size: int | None, method: str = "area"):
     evaluation prepares the critic's frame (its SimplerEnv fork, ``OctoInference._resize_image``):
     lanczos3 with antialiasing on the 0-255 image, rounded and clipped to uint8 values, then
     scaled (only for integer frames of another size; otherwise as ``"area"``)."""
-    if method == "area":
-        return resize_to(image_to_float(image), size)
-    if method != "lanczos3":
+    if method not in ("area", "lanczos3"):
         raise ValueError(f"unknown resize method {method!r}; choose 'area' or 'lanczos3'")
     b, h, w, c = image.shape
-    if size is None or (h == size and w == size) or not jnp.issubdtype(image.dtype, jnp.integer):
+    if (method == "area" or size is None or (h == size and w == size)
+            or not jnp.issubdtype(image.dtype, jnp.integer)):
         return resize_to(image_to_float(image), size)
     x = jax.image.resize(image.astype(jnp.float32), (b, size, size, c), method="lanczos3",
                          antialias=True)
