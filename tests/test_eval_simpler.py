@@ -90,3 +90,20 @@ def test_widowx_gripper_debounce_as_the_released_vgps_evaluation(simpler):
     assert env.base.sent[-1][6] == 1.0
     with pytest.raises(ValueError, match="widowx_sticky_steps"):
         SimplerEnv("widowx_spoon_on_towel", widowx_sticky_steps=0)
+
+
+def test_env_factory_passes_the_profiles_widowx_debounce(simpler):
+    from vgps.config import EvalConfig, get_profile
+    from vgps.eval.simpler import env_factory
+    make_env, where = env_factory(get_profile("paper").eval)
+    assert where.startswith("SIMPLER is installed")
+    assert make_env("widowx_spoon_on_towel").widowx_sticky_steps == 3
+    assert env_factory(EvalConfig())[0]("widowx_spoon_on_towel").widowx_sticky_steps == 1
+
+
+def test_env_factory_without_simpler_is_the_embedded_suite(monkeypatch):
+    from vgps.config import EvalConfig
+    from vgps.eval import simpler
+    monkeypatch.setattr(simpler, "simpler_available", lambda: False)
+    _, where = simpler.env_factory(EvalConfig())
+    assert "embedded MuJoCo suite" in where

@@ -200,8 +200,8 @@ class EvalConfig:
     # first wins ties. "calql" = behaviour-π Cal-QL, "calql_sac" = the paper's.
     critics: tuple[str, ...] = critic_names(tuned=True)
     policies: tuple[str, ...] = ("octo-small", "octo-base", "octo-small-1.5", "rt1x", "openvla")
-    # SIMPLER only (vgps.eval.simpler): consecutive steps before the WidowX gripper switches;
-    # 1 = upstream SimplerEnv, 3 = the released V-GPS evaluation
+    # SIMPLER only (vgps.eval.simpler.env_factory): consecutive steps before the WidowX gripper
+    # switches; 1 = upstream SimplerEnv, 3 = the released V-GPS evaluation
     widowx_sticky_steps: int = 1
 
 
@@ -262,9 +262,9 @@ def _paper() -> Profile:
     # the registry's "calql_sac" is the released critic (Cal-QL with a SAC actor); "calql" keeps
     # its frozen behaviour π here too, so that a name means the same learner in every profile
     critic = CriticConfig(obs_modality="image", encoder="resnet34", activation="swish",
-                          gn_groups=4, gn_epsilon=1e-5, spatial_coordinates=True, weight_init="vgps", shared_q_output=True,
-                          warmup_steps=2_000, temperature_lr=3e-4, input_image_size=256,
-                          resize_method="lanczos3",
+                          gn_groups=4, gn_epsilon=1e-5, spatial_coordinates=True,
+                          weight_init="vgps", shared_q_output=True, warmup_steps=2_000,
+                          temperature_lr=3e-4, input_image_size=256, resize_method="lanczos3",
                           steer_params="target", batch_size=256, num_steps=500_000,
                           log_every=1_000, checkpoint_every=50_000)
     return Profile(
