@@ -154,6 +154,7 @@ class CriticVariant:
     tuned: bool = False
     ablations: bool = False
     notebook: str = "02"
+    paper: str | None = None     # the paper's name for this critic in its tables; None: not in the paper
 
 
 _PAPER_LABELS = {"use_success_flag": False}
@@ -163,14 +164,14 @@ CRITIC_VARIANTS = {
                            twin="calql_paper_labels", tuned=True, ablations=True),
     "calql_sac": CriticVariant("Cal-QL, SAC actor (the paper's released code)", "Cal-QL (SAC actor)",
                                {"calql_policy": "sac"}, twin="calql_sac_paper_labels", tuned=True,
-                               ablations=True),
+                               ablations=True, paper="Cal-QL"),
     "calql_paper_labels": CriticVariant(
         "Cal-QL, frozen behaviour-cloned π, the paper's labels (no success flag)",
         "Cal-QL, paper's labels", data=_PAPER_LABELS),
     "calql_sac_paper_labels": CriticVariant(
         "Cal-QL, SAC actor, the paper's labels (no success flag)", "Cal-QL (SAC actor), paper's labels",
         {"calql_policy": "sac"}, _PAPER_LABELS),
-    "iql": CriticVariant("IQL", "IQL", {"algorithm": "iql"}, ablations=True, notebook="03"),
+    "iql": CriticVariant("IQL", "IQL", {"algorithm": "iql"}, ablations=True, notebook="03", paper="IQL"),
 }
 
 
@@ -195,8 +196,8 @@ class EvalConfig:
     fixed_K: int = 10                    # notebook 04's setting (what notebook 05's tuning chose in
     fixed_beta: float = 1.0              # `default`); notebook 05 chooses its own on the tuning seeds
     num_envs: int = 16                   # lock-step batch
-    tuning_episodes_per_task: int = 10   # protocol (ii): episodes per task on each tuning seed
-    # protocol (ii) also chooses the critic among these (CRITIC_VARIANTS with tuned=True); the
+    tuning_episodes_per_task: int = 10   # the fixed protocol: episodes per task on each tuning seed
+    # the fixed protocol also chooses the critic among these (CRITIC_VARIANTS with tuned=True); the
     # first wins ties. "calql" = behaviour-π Cal-QL, "calql_sac" = the paper's.
     critics: tuple[str, ...] = critic_names(tuned=True)
     policies: tuple[str, ...] = ("octo-small", "octo-base", "octo-small-1.5", "rt1x", "openvla")

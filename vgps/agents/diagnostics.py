@@ -10,8 +10,8 @@
 - ``bound_rate``: fraction of held-out (s, a_demo) with Q below the Monte-Carlo return G_t (where
   Cal-QL's lower bound max(Q, G) would be active), with G_t from the labels training uses;
 - ``q_min_demo`` / ``q_lower_ok``: with rewards {-1, 0} and γ the lowest reachable value is
-  -1/(1-γ) (-50 at γ=0.98); a critic whose dataset actions score far below it has been pushed
-  down by the CQL term. ``q_min_perturbed`` (off-data actions) may go lower: CQL pushes OOD
+  -1/(1-γ) (-50 at γ=0.98); ``q_lower_ok`` is ``q_min_demo >= -1/(1-γ)`` exactly, no tolerance. A
+  critic whose dataset actions score below it has been pushed down by the CQL term. ``q_min_perturbed`` (off-data actions) may go lower: CQL pushes OOD
   actions down by design.
 """
 from __future__ import annotations
@@ -133,7 +133,7 @@ def run_diagnostics(critic, episodes, encoder, *, labels, seed: int = 0) -> dict
     res["bound_rate"] = float(np.mean(np.concatenate(below))) if below else np.nan
     res["q_min_demo"] = q_min
     res["q_min_perturbed"] = q_min_pert
-    res["q_lower_ok"] = bool(q_min >= -1.1 / (1.0 - gamma))
+    res["q_lower_ok"] = bool(q_min >= -1.0 / (1.0 - gamma))
     res["num_episodes"] = len(episodes)
     res["per_episode"] = traces
     return res

@@ -28,7 +28,8 @@ def _mean_rate(df: pd.DataFrame) -> float:
 
 
 def best_per_policy(df: pd.DataFrame) -> pd.DataFrame:
-    """Protocol (i): for each policy, the V-GPS (K, β) with the highest mean task success."""
+    """The paper protocol (notebook 05's protocol 2): for each policy, the V-GPS (K, β) with the
+    highest mean task success."""
     v = df[df["method"] == "vgps"]
     rows = []
     for (pol, k, b), g in v.groupby(["policy", "K", "beta"], sort=True):
@@ -38,8 +39,8 @@ def best_per_policy(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def choose_fixed(tuning_df: pd.DataFrame, critic_order: tuple[str, ...] = ()) -> tuple[dict, pd.DataFrame]:
-    """Protocol (ii): one setting maximizing the mean over policies of the mean task success on
-    the tuning seeds. The setting is (K, β), or (critic, K, β) when ``tuning_df`` has a ``critic``
+    """The fixed protocol (notebook 05's protocol 1): one setting maximizing the mean over policies
+    of the mean task success on the tuning seeds. The setting is (K, β), or (critic, K, β) when ``tuning_df`` has a ``critic``
     column (one critic then steers every policy). Ties → earlier critic in ``critic_order``
     (else alphabetical), smaller K, larger β. Returns ``(choice, scores)``; ``choice`` has keys
     ``K``, ``beta`` (and ``critic``); ``scores`` has one row per setting, best first."""
