@@ -20,6 +20,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from vgps.data.labels import label_config, label_episode
+from vgps.config import CRITIC_VARIANTS
 
 PERTURBATIONS = ("xyz_noise", "rotation_noise", "gripper_flip_carrying", "gripper_flip",
                  "uniform_random")
@@ -149,24 +150,44 @@ def summary_table(results: dict):
     return pd.DataFrame(rows)
 
 
-def plot_q_along_episodes(results: dict, max_episodes: int = 4):
-    """Q(s_t, a_t) along a few held-out episodes (success steps marked) for each critic."""
+def plot_q_along_episodes(results: dict, max_episodes: int = 4, ncols: int = 2):
+    """Q(s_t, a_t) of the demo actions along a few held-out episodes, one panel per critic (a grid
+    ``ncols`` wide), the same episodes in every panel (half successes, half failures, in the order
+    of the first critic's results). Stars mark the steps the labels call success (the last H
+    steps of a successful demo); one legend below names each episode by outcome and instruction."""
+    import textwrap
+
     import matplotlib.pyplot as plt
     names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    ncols = max(1, min(ncols, len(names)))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.0 * nrows + 0.8), squeeze=False,
+                             layout="constrained")
+    first = results[names[0]]["per_episode"]
+    idx = [i for i, e in enumerate(first) if e["success"]][: max_episodes // 2 + max_episodes % 2]
+    idx += [i for i, e in enumerate(first) if not e["success"]][: max_episodes - len(idx)]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes.flat, names):
         eps = results[name]["per_episode"]
-        chosen = [e for e in eps if e["success"]][: max_episodes // 2 + max_episodes % 2]
-        chosen += [e for e in eps if not e["success"]][: max_episodes - len(chosen)]
-        for i, e in enumerate(chosen):
+        for c, i in enumerate(idx):
+            e = eps[i]
             t = np.arange(len(e["q"]))
-            label = ("success" if e["success"] else f"fail ({e['failure_mode']})")
-            line, = ax.plot(t, e["q"], lw=1.5, label=f"{label}: {e['instruction'][:24]}")
-            s = e["success_step"]
-            ax.scatter(t[s], e["q"][s], color=line.get_color(), marker="*", s=60, zorder=3)
-        ax.set_title(name)
-        ax.set_xlabel("step t")
-        ax.set_ylabel("Q(s_t, a_t)")
-        ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
+            outcome = "success" if e["success"] else f"failure ({e['failure_mode']})"
+            ax.plot(t, e["q"], lw=1.4, color=colours[c % len(colours)],
+                    label=textwrap.shorten(f"{outcome}: {e['instruction']}", 70))
+            s = np.asarray(e["success_step"], bool)
+            if s.any():
+                ax.scatter(t[s], e["q"][s], color=colours[c % len(colours)], marker="*", s=60,
+                           zorder=3)
+        ax.set_title(CRITIC_VARIANTS[name].label if name in CRITIC_VARIANTS else name, fontsize=9)
+        ax.set_xlabel("step t", fontsize=8)
+        ax.set_ylabel("Q(s_t, a_t), demo action", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    handles, texts = axes.flat[0].get_legend_handles_labels()
+    star = plt.Line2D([], [], color="0.3", marker="*", ls="", markersize=8,
+                      label="labelled success step (last H steps of a successful demo)")
+    fig.legend([*handles, star], [*texts, star.get_label()], loc="outside lower center", ncol=2,
+               fontsize=8, frameon=False)
     return fig

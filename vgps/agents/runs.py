@@ -74,18 +74,46 @@ def heldout_episodes(dataset_dirs, keys=("state",), split: str = "val", max_epis
     return eps
 
 
-def plot_learning_curves(runs: dict, keys=("td_loss", "cql_loss", "q_data", "calql/bound_rate")):
-    """``runs: {name: metrics rows}`` -> one panel per metric key (critic phase only)."""
+# y-axis labels of the training metrics (what each logged key measures)
+METRIC_LABELS = {
+    "td_loss": "TD loss (mean squared Bellman error)",
+    "cql_loss": "CQL term (before × α)",
+    "q_data": "mean Q(s, a_data)",
+    "q_data_min": "min Q(s, a_data) in the batch",
+    "calql/bound_rate": "fraction with Q < MC return\n(Cal-QL bound active)",
+    "alpha": "SAC entropy temperature\n(not Cal-QL's α)",
+    "q_loss": "Q loss (expectile target)",
+    "value_loss": "V loss (expectile τ)",
+    "actor_loss": "AWR actor loss",
+    "v": "mean V(s)",
+    "awr_weight": "mean AWR weight exp(β·adv)",
+}
+
+
+def plot_learning_curves(runs: dict, keys=("td_loss", "cql_loss", "q_data", "calql/bound_rate"),
+                         ncols: int = 3, labels: dict | None = None):
+    """``runs: {name: metrics rows}`` -> a grid of panels (``ncols`` wide, page width), one per
+    metric key of the critic phase, y-axis labelled from :data:`METRIC_LABELS`, one legend naming
+    each run (``labels: {name: legend text}``, default the registry label, else the name)."""
     import matplotlib.pyplot as plt
     keys = [k for k in keys if any(k in r for rows in runs.values() for r in rows)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
-    for ax, k in zip(axes[0], keys):
+    ncols = max(1, min(ncols, len(keys)))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.6 * nrows + 0.4), squeeze=False,
+                             layout="constrained")
+    names = {n: (labels or {}).get(n) or (CRITIC_VARIANTS[n].label if n in CRITIC_VARIANTS else n)
+             for n in runs}
+    for ax, k in zip(axes.flat, keys):
         for name, rows in runs.items():
             pts = [(r["step"], r[k]) for r in rows if r.get("phase") == "critic" and k in r]
             if pts:
-                ax.plot(*zip(*pts), label=name, lw=1.3)
-        ax.set_title(k)
-        ax.set_xlabel("step")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+                ax.plot(*zip(*pts), label=names[name], lw=1.2)
+        ax.set_ylabel(METRIC_LABELS.get(k, k), fontsize=8)
+        ax.set_xlabel("gradient step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    handles, texts = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="outside lower center", ncol=min(len(texts), 4), fontsize=8,
+               frameon=False)
     return fig

@@ -194,12 +194,13 @@ def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str
                        hue: str | None = None, col: str | None = None, order=None, hue_order=None,
                        col_order=None, kind: str = "bar", xlabel: str | None = None, title: str = "",
                        baseline: dict | None = None, paper_baseline: dict | None = None,
-                       height: float = 3.0, aspect: float = 1.3):
+                       height: float = 3.0, aspect: float = 1.3, col_wrap: int | None = None):
     """One panel per ``col`` value: our success rates (``kind="bar"`` bars or ``"line"`` lines, one
     colour per ``hue``, Wilson 95% error bars) and the paper's published numbers as white diamonds
     (one dashed series per panel, or per ``hue`` if ``paper`` has that column). ``ours`` needs
     ``rate``, ``lo``, ``hi``; ``paper`` needs ``rate``. ``baseline`` / ``paper_baseline``: ``{col
-    value: rate}`` of the unsteered policy, drawn as dotted grey / black lines. Returns the figure."""
+    value: rate}`` of the unsteered policy, drawn as dotted grey / black lines. ``col_wrap``: at most
+    that many panels per row (a grid for a page width). Returns the figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     cols = list(col_order) if col_order is not None else (sorted(ours[col].unique()) if col else [None])
@@ -208,14 +209,16 @@ def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str
         sorted(ours[hue].unique(), key=str) if hue else [None])
     palette = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
     width = 0.8 / len(hues)
-    fig, axes = plt.subplots(1, len(cols), figsize=(height * aspect * len(cols), height),
-                             squeeze=False, sharey=True)
+    ncols = min(len(cols), col_wrap or len(cols))
+    nrows = -(-len(cols) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(height * aspect * ncols, height * nrows + 0.5),
+                             squeeze=False, sharey=True, layout="constrained")
 
     def pos(v, j):
         i = order.index(v)
         return i + (j - (len(hues) - 1) / 2) * width if kind == "bar" else i
 
-    for ax, c in zip(axes[0], cols):
+    for ax, c in zip(axes.flat, cols):
         d = ours if col is None else ours[ours[col] == c]
         for j, h in enumerate(hues):
             dh = (d if hue is None else d[d[hue] == h])
@@ -259,9 +262,12 @@ def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str
         ax.set_xlabel(x if xlabel is None else xlabel, fontsize=9)
         ax.set_title("" if c is None else str(c), fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("success rate")
+    for row in axes:
+        row[0].set_ylabel("success rate")
+    for ax in axes.flat[len(cols):]:
+        ax.set_visible(False)
     handles, labels = [], []
-    for ax in axes[0]:
+    for ax in axes.flat:
         for hd, lb in zip(*ax.get_legend_handles_labels()):
             if lb not in labels:
                 handles.append(hd)
@@ -269,10 +275,8 @@ def plot_ours_vs_paper(ours: pd.DataFrame, paper: pd.DataFrame | None, *, x: str
     ncol = min(len(labels), 5) or 1
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     if handles:
-        fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=ncol, frameon=False,
-                   bbox_to_anchor=(0.5, 0.0))
+        fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=ncol, frameon=False)
     return fig
 
 

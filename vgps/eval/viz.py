@@ -19,12 +19,14 @@ def project_points(env, points: np.ndarray, camera: str = "main") -> np.ndarray:
     return np.stack([size / 2 + f * pc[:, 0] / depth, size / 2 - f * pc[:, 1] / depth], -1)
 
 
-def draw_proposals(ax, env, image, candidates, q=None, chosen=None, scale: float = 8.0):
+def draw_proposals(ax, env, image, candidates, q=None, chosen=None, scale: float = 8.0, tcp=None):
     """Arrows from the gripper to ``tcp + scale·Δxyz`` for each candidate ``[K, 7]`` on ``image``;
-    colour = Q (viridis), open-gripper proposals dashed, the chosen one thick red."""
+    colour = Q (viridis), open-gripper proposals dashed, the chosen one thick red. ``tcp``: the
+    gripper position when ``image`` was recorded (default: ``env``'s current one; the camera is
+    fixed, so a recorded frame is drawn correctly from any later state of the same episode)."""
     import matplotlib.pyplot as plt
     ax.imshow(image)
-    tcp = env.unwrapped.tcp_position()
+    tcp = env.unwrapped.tcp_position() if tcp is None else np.asarray(tcp, float)
     start = project_points(env, tcp[None])[0]
     ends = project_points(env, tcp + scale * np.asarray(candidates)[:, :3])
     qn = None
