@@ -82,6 +82,22 @@ for t in range(4):
         np.testing.assert_allclose(ens[t][i], binarize(np.mean(preds, axis=0)), atol=1e-5)
 check("temporal ensembling = mean of the predictions for this step (K chains)", True)
 
+# 3b. the released V-GPS scoring: raw first actions as candidates, only the chosen chunk ensembled
+be = octo.OctoBackend(model, ensemble=True, embed=octo.hash_embedding, scoring="raw_first")
+picks = [np.asarray([t % K, (t + 1) % K, 0]) for t in range(4)]
+for t in range(4):
+    cand = be.sample_actions({"image": frames[t]}, instr, K, keys[t])
+    executed = be.select(picks[t])
+    for i in range(3):
+        chunks = [direct(np.stack([frames[max(s - 1, 0)][i], frames[s][i]]), m0 if s == 0 else m1,
+                         i, keys[s][i]) for s in range(t + 1)]
+        np.testing.assert_allclose(cand[i], binarize(chunks[t][:, 0]), atol=1e-6)   # raw, K of them
+        preds = [chunks[s][picks[s][i], t - s] for s in range(max(0, t - 3), t + 1)]  # chosen ones only
+        np.testing.assert_allclose(executed[i], binarize(np.mean(preds, axis=0)), atol=1e-5)
+check("raw_first: candidates = raw first actions; select ensembles the chosen chunks only", True)
+check("ensembled scoring takes no choice back", octo.OctoBackend(
+    model, ensemble=True, embed=octo.hash_embedding).select(np.zeros(3, np.int64)) is None)
+
 # 4. rows are independent; the embodiment picks the un-normalisation key
 be = octo.OctoBackend(model, ensemble=False, embed=octo.hash_embedding)
 full = be.sample_actions({"image": frames[0]}, instr, K, keys[0])

@@ -266,3 +266,69 @@ def test_the_harness_tells_per_robot_policies_which_robot_each_row_is():
     envs = [Env("t", {}) for _ in range(4)]
     run_lockstep(Agent(), envs, [0, 1, 2])
     assert Agent.seen[0] == ["widowx", "google_robot", "widowx", "widowx"]   # padded slot: row 0's
+
+
+# ------------------------------------------- select: the steering layer's choice goes back
+class _ChoosingBackend:
+    """A stateful backend that wants to know what was chosen (as Octo under the released V-GPS
+    scoring): it remembers its candidates and answers ``select`` with the chosen one + 100 per
+    earlier selection of that row, so the executed action shows that the choice arrived."""
+    name = "chooser"
+
+    def reset(self, batch_size):
+        self.last, self.count = None, np.zeros(batch_size)
+
+    def sample_actions(self, observations, instructions, num_samples, rng):
+        a = np.asarray(RandomPolicy().sample_actions(observations, instructions, num_samples, rng))
+        self.last = a
+        return a
+
+    def select(self, index):
+        out = self.last[np.arange(len(index)), index].copy()
+        out[:, 0] += 100 * self.count
+        self.count += 1
+        return out
+
+
+def test_select_reaches_the_backend_in_process_served_and_through_the_proxy():
+    from vgps.policies.adapters import BackendPolicy
+    obs = _obs(3)
+    want = None
+    with PolicyServer(_ChoosingBackend()) as srv:
+        remote = RemotePolicy(srv.url)
+        assert remote.metadata["select"] is True
+        for policy in (BackendPolicy(_ChoosingBackend(), "chooser"), remote):
+            steered = ValueGuidedPolicy(policy, _critic(), K=4, beta=0.0, language_encoder=HashEncoder(D))
+            steered.reset(3)
+            got = []
+            for t in range(3):
+                a, info = steered.act(obs, INSTR[:3], _keys(t, 3))
+                chosen = info["candidates"][np.arange(3), info["index"]]
+                np.testing.assert_array_equal(a[:, 1:], chosen[:, 1:])          # the chosen candidate,
+                np.testing.assert_allclose(a[:, 0], chosen[:, 0] + 100 * t)     # as the backend answered
+                got.append(a)
+            want = got if want is None else want
+            np.testing.assert_array_equal(np.stack(got), np.stack(want))         # in process = served
+    with PolicyServer(RandomPolicy()) as srv:                                    # no select: no call
+        plain = RemotePolicy(srv.url)
+        assert plain.metadata["select"] is False and plain.select(np.zeros(3, np.int64)) is None
+        status, body = _post(srv.url, "/select", wire.encode({"index": np.zeros(3, np.int64)}))
+        assert status == 404 and "takes no select" in json.loads(body)["error"]
+
+
+def test_malformed_select_requests_name_the_field():
+    with PolicyServer(_ChoosingBackend()) as srv:
+        for msg, text in (({}, "lacks the field 'index'"), ({"index": np.asarray([0.5])}, "integer >= 0"),
+                          ({"index": np.asarray([-1])}, "integer >= 0")):
+            status, body = _post(srv.url, "/select", wire.encode(msg))
+            assert status == 400 and text in json.loads(body)["error"]
+
+
+def _post(url, path, body):
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/x-npz"})
+    r = conn.getresponse()
+    out = (r.status, r.read())
+    conn.close()
+    return out

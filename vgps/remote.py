@@ -54,8 +54,17 @@ class RemotePolicy(BackendPolicy):
     def sample_actions(self, observations, instructions, num_samples, rng) -> np.ndarray:
         return self.sample_chunks(observations, instructions, num_samples, rng)[:, :, 0]
 
+    def select(self, index) -> np.ndarray | None:
+        """``POST /select`` when the server takes the steering layer's choice (metadata
+        ``select``), else None without a round trip."""
+        if not self.metadata.get("select"):
+            return None
+        return self._executed(self.client.select(index), len(index))
+
     def act(self, observations, instructions, rng):
-        return self.sample_actions(observations, instructions, 1, rng)[:, 0], {}
+        a = self.sample_actions(observations, instructions, 1, rng)[:, 0]
+        executed = self.select(np.zeros(len(a), np.int64))
+        return (a if executed is None else executed), {}
 
     def close(self) -> None:
         self.client.close()

@@ -220,7 +220,13 @@ class ValueGuidedPolicy:
             idx = np.asarray(select_index(jnp.asarray(q), jnp.float32(self.beta), rng_sel), np.int32)
         chosen = chunks[np.arange(b), idx]                                 # [B, H, 7]
         self._chunk, self._chunk_step = chosen, 1
-        return chosen[:, 0].copy(), {"candidates": cand, "q": q, "index": idx, "replanned": True}
+        action = chosen[:, 0].copy()
+        select = getattr(self.policy, "select", None)     # a stateful policy takes the choice back
+        executed = select(idx) if select is not None else None
+        if executed is not None:                           # and may execute its own action for it
+            action = validate_actions(np.asarray(executed)[:, None], b, 1,
+                                      f"{getattr(self.policy, 'name', 'policy')}.select")[:, 0]
+        return action, {"candidates": cand, "q": q, "index": idx, "replanned": True}
 
     def sample_actions(self, observations, instructions, num_samples, rng):
         """Protocol view: ``num_samples`` independent steered choices ``[B, num_samples, 7]``

@@ -19,6 +19,9 @@ def main(argv=None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 = any free port (printed)")
     p.add_argument("--no-ensemble", action="store_true", help="no temporal ensembling")
+    p.add_argument("--scoring", choices=["ensembled", "raw_first"], default="ensembled",
+                   help="octo: candidates are K ensembled chains (default) or, as the released V-GPS "
+                        "code, the raw first actions of K chunks with the chosen one ensembled")
     p.add_argument("--seed", type=int, default=0, help="octo-tiny: initialisation seed")
     p.add_argument("--image-size", type=int, default=64, help="octo-tiny: image size")
     a = p.parse_args(argv)
@@ -45,11 +48,11 @@ def main(argv=None) -> int:
             p.error("octo needs --checkpoint DIR (a local copy of e.g. rail-berkeley/octo-small-1.5)")
         from octo.model.octo_model import OctoModel
         model = OctoModel.load_pretrained(a.checkpoint)
-        backend = octo.OctoBackend(model, name="octo", ensemble=not a.no_ensemble)
+        backend = octo.OctoBackend(model, name="octo", ensemble=not a.no_ensemble, scoring=a.scoring)
     else:
         model = octo.tiny_octo(seed=a.seed, image_size=a.image_size)
         backend = octo.OctoBackend(model, name="octo-tiny", ensemble=not a.no_ensemble,
-                                   embed=octo.hash_embedding)
+                                   embed=octo.hash_embedding, scoring=a.scoring)
     return PolicyServer(backend, host=a.host, port=a.port).run(f"policy {backend.name!r}")
 
 

@@ -114,6 +114,20 @@ class PolicyClient:
         except wire.ProtocolError as e:
             raise RemotePolicyError(f"POST {self.url}/sample: {e}") from None
 
+    def select(self, index) -> np.ndarray | None:
+        """Tell the server which candidate each row executes (``index [B]``); returns the action
+        to execute instead, ``[B, 7]``, or None (execute the candidate as sampled)."""
+        index = np.asarray(index, np.int64)
+        _, data = self._request("POST", "/select", wire.encode({"index": index}))
+        try:
+            msg = wire.decode(data)
+            if "actions" not in msg:
+                return None
+            return wire.check_actions(msg["actions"][:, None], len(index), 1,
+                                      f"answer of {self.url}")[:, 0]
+        except wire.ProtocolError as e:
+            raise RemotePolicyError(f"POST {self.url}/select: {e}") from None
+
     def __enter__(self):
         return self
 

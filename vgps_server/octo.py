@@ -19,6 +19,11 @@ Follows ``simpler_env/policies/octo/octo_model.py`` (SimplerEnv, ``OctoInference
   choice where SimplerEnv has one chain; the gripper is binarised at 0.5 after ensembling
   (1 = open, 0 = closed; SimplerEnv maps the same threshold to ±1 for the WidowX).
 
+``scoring="raw_first"`` is the released V-GPS code's way (its SimplerEnv fork, ``get_vgps_action``):
+the K candidates are the raw first actions of the K chunks, and only the chunk the steering layer
+chose (``select(index)``, the protocol's feedback call) enters one temporal ensemble per row,
+whose output is the action executed. The default ``"ensembled"`` scores K ensembled chains.
+
 Each row is sampled with its own key (one call of batch 1 per row: Octo draws a whole batch's
 noise from one key), so a row's actions depend on its own key and history only. The history and
 the ensemble advance once per request: send one request per control step. Requires the ``octo``
@@ -31,6 +36,7 @@ import hashlib
 import numpy as np
 
 UNNORM_KEYS = {"widowx": "bridge_dataset", "google_robot": "fractal20220817_data"}
+SCORING = ("ensembled", "raw_first")
 
 
 def hash_embedding(texts, dim: int = 512) -> np.ndarray:
@@ -102,7 +108,10 @@ class OctoBackend:
 
     def __init__(self, model, *, name: str = "octo", unnorm_keys: dict | None = None,
                  ensemble: bool = True, ensemble_temp: float = 0.0, embed=None,
-                 image_key: str = "image_primary"):
+                 image_key: str = "image_primary", scoring: str = "ensembled"):
+        if scoring not in SCORING:
+            raise ValueError(f"scoring must be one of {SCORING}, got {scoring!r}")
+        self.scoring = scoring
         ex = model.example_batch["observation"]
         self.model, self.name, self.image_key, self.embed = model, name, image_key, embed
         self.window = int(ex["timestep_pad_mask"].shape[1])
@@ -120,12 +129,14 @@ class OctoBackend:
         return {"name": self.name, "action_dim": 7, "chunk_length": 1, "window": self.window,
                 "image_size": self.image_size, "unnorm_keys": self.unnorm_keys,
                 "temporal_ensembling": self.ensemble, "ensemble_temp": self.ensemble_temp,
+                "scoring": self.scoring,
                 "upstream": "octo-models/octo OctoModel.sample_actions"}
 
     def reset(self, batch_size: int) -> None:
         self._frames = None                       # [B, W, S, S, 3]
         self._filled = np.zeros(batch_size, np.int64)
         self._chunks: list[list[np.ndarray]] = [[] for _ in range(batch_size)]   # [K, H, 7] per step
+        self._pending: list[np.ndarray | None] = [None] * batch_size   # raw_first: this step's chunks
 
     def _tasks(self, instructions):
         if self.embed is None:
@@ -186,7 +197,36 @@ class OctoBackend:
             chunks = np.asarray(a, np.float32)[:, 0]            # [K, H, 7]
             if self.horizon is None:
                 self.horizon = chunks.shape[1]
-            first = self._ensemble(i, chunks) if self.ensemble else chunks[:, 0].copy()
+            if self.scoring == "raw_first":
+                self._pending[i] = chunks
+                first = chunks[:, 0].copy()
+            else:
+                first = self._ensemble(i, chunks) if self.ensemble else chunks[:, 0].copy()
             first[:, -1] = (first[:, -1] > 0.5).astype(np.float32)
             out.append(first)
         return np.stack(out).astype(np.float32)                   # [B, K, 7]
+
+    def select(self, index) -> np.ndarray | None:
+        """The steering layer's choice ``index [B]`` of this step's candidates. Under
+        ``scoring="raw_first"`` the chosen chunk of each row enters that row's temporal ensemble
+        and the ensembled, gripper-binarised action ``[B, 7]`` is returned (the action to execute);
+        otherwise None (execute the candidate as sampled)."""
+        if self.scoring != "raw_first":
+            return None
+        index = np.asarray(index)
+        if index.shape != (len(self._pending),) or index.dtype.kind not in "iu":
+            raise ValueError(f"select: index must be {len(self._pending)} integers (one per row), "
+                             f"got dtype {index.dtype} shape {index.shape}")
+        out = []
+        for i, j in enumerate(index):
+            chunks = self._pending[i]
+            if chunks is None:
+                raise RuntimeError(f"select: row {i} has no sampled chunks this step (sample first)")
+            if not 0 <= int(j) < chunks.shape[0]:
+                raise ValueError(f"select: index {int(j)} of row {i} outside 0..{chunks.shape[0] - 1}")
+            chosen = chunks[int(j)][None]                                    # [1, H, 7]
+            a = (self._ensemble(i, chosen) if self.ensemble else chosen[:, 0].copy())[0]
+            a[-1] = float(a[-1] > 0.5)
+            out.append(a)
+            self._pending[i] = None
+        return np.stack(out).astype(np.float32)

@@ -6,6 +6,7 @@ Endpoints (docs/serving.md):
 ``GET /metadata``     —                               JSON: protocol, name, action_dim, chunk…
 ``POST /reset``       JSON ``{"batch_size": B}``      JSON ``{"ok": true}``
 ``POST /sample``      ``.npz`` (:mod:`vgps_server.wire`) ``.npz`` ``{"actions": [B, K, (H,) 7]}``
+``POST /select``      ``.npz`` ``{"index": int [B]}``   ``.npz`` ``{"actions": [B, 7]}`` or ``{}``
 ====================  ==============================  ===========================================
 
 Errors answer JSON ``{"error": message}`` with 400 (malformed request: the message names the field),
@@ -13,7 +14,9 @@ Errors answer JSON ``{"error": message}`` with 400 (malformed request: the messa
 object with ``sample_actions(observations, instructions, num_samples, rng) -> [B, K, (H,) 7]``
 (``rng``: ``uint32[B, 2]``, one raw PRNG key per row), ``reset(batch_size)`` and optionally
 ``metadata() -> dict``; a backend with ``sample_chunks -> [B, K, H, 7]`` (an action-chunking
-policy) is served through that. Requests are served one at a time (a lock around the backend), on as many
+policy) is served through that; a backend with ``select(index) -> [B, 7] | None`` takes the
+steering layer's choice back (metadata ``select: true``) and may answer the action to execute
+instead of the chosen candidate (Octo under the released V-GPS scoring). Requests are served one at a time (a lock around the backend), on as many
 connections as clients open. Standard library and numpy only.
 """
 from __future__ import annotations
@@ -22,6 +25,8 @@ import json
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
 
 from vgps_server import wire
 
@@ -32,6 +37,7 @@ def backend_metadata(backend) -> dict:
     if hasattr(backend, "metadata"):
         meta.update(backend.metadata())
     meta["protocol"] = wire.PROTOCOL
+    meta["select"] = hasattr(backend, "select")       # takes the steering layer's choice back
     return meta
 
 
@@ -72,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path != "/metadata":
             return self._error(404, f"unknown path {self.path!r}; GET /metadata, POST /reset, "
-                                    f"POST /sample")
+                                    f"POST /sample, POST /select")
         self._reply(200, wire.encode_json(self.server.metadata), "application/json")
 
     def do_POST(self):
@@ -103,7 +109,24 @@ class _Handler(BaseHTTPRequestHandler):
             be = self.server.backend
             sample = getattr(be, "sample_chunks", None) or be.sample_actions
             return self._call(lambda: sample(obs, instr, k, rng), answer)
-        self._error(404, f"unknown path {self.path!r}; GET /metadata, POST /reset, POST /sample")
+        if self.path == "/select":
+            be = self.server.backend
+            if not hasattr(be, "select"):
+                return self._error(404, f"policy {self.server.metadata['name']!r} takes no select "
+                                        f"(metadata 'select' is false)")
+            try:
+                index = wire.parse_select_request(wire.decode(body))
+            except wire.ProtocolError as e:
+                return self._error(400, f"select: {e}")
+
+            def chosen(actions):
+                if actions is None:                   # execute the candidate as sampled
+                    return wire.encode({}), "application/x-npz"
+                a = wire.check_actions(np.asarray(actions)[:, None], len(index), 1, "select")
+                return wire.encode({"actions": a[:, 0]}), "application/x-npz"
+            return self._call(lambda: be.select(index), chosen)
+        self._error(404, f"unknown path {self.path!r}; GET /metadata, POST /reset, POST /sample, "
+                         f"POST /select")
 
     def _call(self, fn, answer):
         try:

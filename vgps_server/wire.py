@@ -94,6 +94,18 @@ def parse_sample_request(msg: dict):
     return obs, [str(s) for s in instr], int(k), rng
 
 
+def parse_select_request(msg: dict) -> np.ndarray:
+    """The validated ``index int64[B]`` of a ``select`` request (the steering layer's choice of
+    this step's candidates, one per row)."""
+    if "index" not in msg:
+        raise ProtocolError(f"select request lacks the field 'index' (has {sorted(msg)})")
+    idx = msg["index"]
+    if idx.ndim != 1 or idx.dtype.kind not in "iu" or (idx < 0).any():
+        raise ProtocolError(f"'index' must be one integer >= 0 per row, got dtype {idx.dtype} "
+                            f"shape {idx.shape}")
+    return idx.astype(np.int64)
+
+
 def check_actions(actions, batch_size: int, num_samples: int, where: str) -> np.ndarray:
     """``actions`` as float32 ``[B, K, 7]`` or ``[B, K, H, 7]`` with finite values, else
     :class:`ProtocolError` naming ``where``."""

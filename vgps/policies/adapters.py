@@ -77,14 +77,26 @@ class BackendPolicy:
         a = self.backend.sample_actions(*self.request(observations, instructions, num_samples, rng))
         return validate_actions(a, len(instructions), num_samples, self.name)
 
+    def select(self, index) -> np.ndarray | None:
+        """The steering layer's choice ``index [B]`` of the last candidates, passed to a backend
+        that takes it (``select``); returns the action to execute instead ``[B, 7]``, or None."""
+        sel = getattr(self.backend, "select", None)
+        return None if sel is None else self._executed(sel(np.asarray(index, np.int64)), len(index))
+
+    def _executed(self, actions, batch_size: int):
+        if actions is None:
+            return None
+        return validate_actions(np.asarray(actions)[:, None], batch_size, 1, f"{self.name}.select")[:, 0]
+
 
 # ------------------------------------------------------------------------------------------ Octo
 def OctoAdapter(checkpoint_dir=None, *, model=None, embed=None, ensemble: bool = True,
                 unnorm_keys: dict | None = None, embodiment: str | None = None,
-                name: str = "octo") -> BackendPolicy:
+                name: str = "octo", scoring: str = "ensembled") -> BackendPolicy:
     """Octo in process: :class:`vgps_server.octo.OctoBackend` (SimplerEnv's way: 2-frame history,
     chunks with temporal ensembling, per-robot un-normalisation) over ``OctoModel.load_pretrained(
-    checkpoint_dir)`` or ``model``. octo 1.0 / HEAD need jax 0.4.20: under our pins the import
+    checkpoint_dir)`` or ``model``. ``scoring="raw_first"``: the released V-GPS code's candidates
+    (raw first actions; the chosen chunk is ensembled, see :meth:`BackendPolicy.select`). octo 1.0 / HEAD need jax 0.4.20: under our pins the import
     fails, and the error says how to serve it instead."""
     from vgps_server.octo import OctoBackend
     if model is None:
@@ -93,7 +105,7 @@ def OctoAdapter(checkpoint_dir=None, *, model=None, embed=None, ensemble: bool =
         d = _require_dir(checkpoint_dir, "Octo", "e.g. a snapshot of hf://rail-berkeley/octo-small-1.5")
         model = om.OctoModel.load_pretrained(str(d))
     return BackendPolicy(OctoBackend(model, name=name, unnorm_keys=unnorm_keys, ensemble=ensemble,
-                                     embed=embed), name, embodiment)
+                                     embed=embed, scoring=scoring), name, embodiment)
 
 
 # --------------------------------------------------------------------------------------- OpenVLA
