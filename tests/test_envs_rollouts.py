@@ -67,6 +67,9 @@ def test_side_by_side_gif_is_deterministic_and_complete(tmp_path):
         durations.append(im.info["duration"])
     assert durations == [120] * 4 + [120 * 4]                   # 8 fps in centiseconds, last held
     assert im.size == (2 * 32 + 6, 32 + 34 + 16 + 18)
+    im.seek(im.n_frames - 1)
+    rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    assert ((rgb == (0, 120, 0)).all(1)).any()              # the success caption keeps its exact colour
     import pytest
     with pytest.raises(ValueError, match="one size"):
         side_by_side_gif(left, {**right, "frames": right["frames"][:, :8]}, tmp_path / "c.gif", ("a", "b"))

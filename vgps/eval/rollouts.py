@@ -52,11 +52,15 @@ def record(agent, env, env_seed: int) -> dict:
 
 
 def _font(size: int):
+    """DejaVu Sans as shipped with matplotlib (Greek letters, the same file wherever matplotlib's
+    pinned version is installed)."""
+    import matplotlib
     from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:          # Pillow without FreeType
-        return ImageFont.load_default()
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"),
+                              size)
+
+
+TEXT_COLOURS = ((0, 0, 0), (255, 255, 255), (0, 120, 0), (180, 0, 0), (90, 90, 90))
 
 
 def side_by_side_gif(left: dict, right: dict, path: str | Path, titles: tuple[str, str],
@@ -92,16 +96,21 @@ def side_by_side_gif(left: dict, right: dict, path: str | Path, titles: tuple[st
             canvas.paste(img, (x0, top))
             draw.text((x0 + 2, top - 32), title, fill="black", font=font)
             done = k == len(frames) - 1
-            colour = ((0, 120, 0) if rec["success"] else (180, 0, 0)) if done else (90, 90, 90)
+            colour = TEXT_COLOURS[2 if rec["success"] else 3] if done else TEXT_COLOURS[4]
             status = rec["outcome"] if done else "running"
             draw.text((x0 + 2, top - 16), status, fill=colour, font=small)
             draw.text((x0 + 2, top + h + 2), f"step {k} / {len(frames) - 1}", fill="black", font=small)
         canvases.append(canvas)
-    # one palette for the whole animation (median cut over all frames), no dithering
+    # one palette for the whole animation: median cut over all frames plus the exact text colours
+    # (a few text pixels would otherwise be merged into a scene colour), no dithering
     strip = Image.new("RGB", (canvases[0].width, canvases[0].height * len(canvases)))
     for k, c in enumerate(canvases):
         strip.paste(c, (0, k * c.height))
-    palette = strip.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    scene = strip.quantize(colors=256 - len(TEXT_COLOURS), method=Image.Quantize.MEDIANCUT,
+                           dither=Image.Dither.NONE).getpalette()[:3 * (256 - len(TEXT_COLOURS))]
+    entries = scene + [v for c in TEXT_COLOURS for v in c]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(entries + [0] * (768 - len(entries)))
     frames = [c.quantize(palette=palette, dither=Image.Dither.NONE) for c in canvases]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
