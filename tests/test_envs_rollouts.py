@@ -83,3 +83,15 @@ def test_first_contrast_prefers_a_grasp_failure():
     assert first_contrast(df, "base", "vgps") == {"task": "t1", "env_seed": 2, "base_outcome": "never grasped"}
     assert first_contrast(df, "base", "vgps", prefer="x")["env_seed"] == 1
     assert first_contrast(df, "vgps", "base") is None
+
+
+def test_contrast_gif_records_both_agents_on_one_seed(tmp_path):
+    from vgps.eval.rollouts import contrast_gif
+    path = tmp_path / "c.gif"
+    a, b = contrast_gif((_Drift(), _Drift()), TASK, 777, path, ("left", "right"), image_size=32, stride=4)
+    assert a["instruction"] and a["instruction"] == b["instruction"]       # the header by default
+    np.testing.assert_array_equal(a["frames"], b["frames"])                # same seed, same stream
+    ref = failure_modes(_Drift(), [make(TASK, render=False)], [777]).iloc[0]
+    assert a["outcome"] == ref["outcome"]
+    with Image.open(path) as im:
+        assert im.n_frames == len(range(0, a["steps"] + 1, 4)) + (a["steps"] % 4 != 0)

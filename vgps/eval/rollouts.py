@@ -21,7 +21,7 @@ class _Recorder:
     """An environment proxy that keeps the camera frame of every observation it returns."""
 
     def __init__(self, env):
-        self.env, self.frames = env, []
+        self.env, self.frames, self.instruction = env, [], ""
 
     @property
     def unwrapped(self):
@@ -30,6 +30,7 @@ class _Recorder:
     def reset(self, **kw):
         obs, info = self.env.reset(**kw)
         self.frames = [np.asarray(obs["image"], np.uint8).copy()]
+        self.instruction = str(info.get("instruction", ""))
         return obs, info
 
     def step(self, action):
@@ -42,13 +43,14 @@ def record(agent, env, env_seed: int) -> dict:
     """Run one episode (seed ``env_seed``, its own RNG stream as in the evaluator) of ``agent`` in
     ``env``, which must render (``envs.make(task, render=True)``). Returns ``frames`` (uint8
     ``[T + 1, H, W, 3]``, the reset frame first), ``success``, ``outcome`` (a
-    :data:`vgps.eval.failures.CATEGORIES` entry) and ``steps``."""
+    :data:`vgps.eval.failures.CATEGORIES` entry), ``steps`` and ``instruction``."""
     if not getattr(env.unwrapped, "do_render", True):
         raise ValueError("record() needs a rendering environment: envs.make(task, render=True)")
     rec = _Recorder(env)
     row = failure_modes(agent, [rec], [int(env_seed)]).iloc[0]
     return {"frames": np.stack(rec.frames), "success": bool(row["success"]),
-            "outcome": str(row["outcome"]), "steps": len(rec.frames) - 1}
+            "outcome": str(row["outcome"]), "steps": len(rec.frames) - 1,
+            "instruction": rec.instruction}
 
 
 def _font(size: int):
@@ -124,6 +126,25 @@ def side_by_side_gif(left: dict, right: dict, path: str | Path, titles: tuple[st
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def contrast_gif(agents: tuple, task: str, env_seed: int, path: str | Path, titles: tuple[str, str],
+                 *, image_size: int = 128, **gif) -> tuple[dict, dict]:
+    """Record episode ``env_seed`` of ``task`` for both ``agents`` (e.g. a policy alone and
+    steered) in rendering environments at ``image_size`` px, and write them side by side with
+    :func:`side_by_side_gif` (``gif``: its keyword arguments; the header defaults to the
+    episode's instruction). Returns the two recordings."""
+    import vgps.envs as envs
+    recs = []
+    for agent in agents:
+        env = envs.make(task, render=True, image_size=image_size)
+        try:
+            recs.append(record(agent, env, env_seed))
+        finally:
+            env.close()
+    gif.setdefault("header", recs[0]["instruction"])
+    side_by_side_gif(recs[0], recs[1], path, titles, **gif)
+    return recs[0], recs[1]
 
 
 def first_contrast(outcomes, base: str, steered: str, prefer: str = "never grasped"):
