@@ -139,6 +139,16 @@ def test_one_critic_registry_drives_every_list():
         p = critic_variant(get_profile("smoke"), name)
         assert all(getattr(p.critic, k) == x for k, x in v.critic.items())
     assert critic_variant(get_profile("smoke"), "calql_sac_paper_labels").data.use_success_flag is False
+    # the paper's critic reads pixels: every image variant is the state one with the patch_mixer encoder
+    image = critic_names(obs_modality="image")
+    assert image == ("calql_image", "calql_sac_image", "calql_image_paper_labels",
+                     "calql_sac_image_paper_labels", "iql_image")
+    for name in image:
+        c = critic_variant(get_profile("default"), name).critic
+        state = critic_variant(get_profile("default"), name.replace("_image", "")).critic
+        assert (c.obs_modality, c.encoder) == ("image", "patch_mixer")
+        assert dataclasses.replace(c, obs_modality="state", encoder="mlp") == state
+    assert set(critic_names(obs_modality="state")) == set(CRITIC_VARIANTS) - set(image)
     with pytest.raises(TypeError, match="no field"):
         critic_names(colour="red")
     with pytest.raises(KeyError, match="unknown critic"):

@@ -231,3 +231,14 @@ def test_generation_records_the_scene_of_each_diverse_episode():
     plain = generate.run_episode(task, 5, single)      # same task and seed, another env
     assert "scene" not in plain["metadata"]
     assert generate._env(task, single).scene.families() == ()
+
+
+def test_env_factory_renders_the_embedded_suite_for_image_critics(monkeypatch):
+    from vgps.config import EvalConfig
+    from vgps.eval import simpler
+    monkeypatch.setattr(simpler, "simpler_available", lambda: False)
+    for render in (False, True):
+        make_env, where = simpler.env_factory(EvalConfig(), render=render)
+        env = make_env("widowx_spoon_on_towel")
+        assert env.unwrapped.do_render is render and ("camera frames" in where) is render
+        env.close()

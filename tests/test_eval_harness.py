@@ -141,3 +141,20 @@ def test_outcomes_reproduce_the_evaluator_episode_for_episode(tmp_path):
     expect = [CATEGORIES[0] if s % 2 == 0 else {0: CATEGORIES[1], 1: CATEGORIES[2], 2: CATEGORIES[3]}[s % 3]
               for s in out["env_seed"]]
     assert list(out["outcome"]) == expect
+
+
+def test_per_task_table_in_the_papers_order_with_averages():
+    """Table 2's layout: WidowX tasks in the paper's order, their average, the Google robot's
+    tasks and average, the total last; intervals only on task rows."""
+    from vgps.eval.protocols import per_task_table
+    emb = {"w_spoon": "widowx", "w_carrot": "widowx", "g_coke": "google_robot"}
+    rows = [{"policy": "p", "method": m, "K": k, "beta": 1.0, "task": t, "seed": 0, "episode": e,
+             "success": float((e + (m == "vgps")) % 2)}
+            for t in ("g_coke", "w_carrot", "w_spoon") for m, k in (("policy", 0), ("vgps", 10))
+            for e in range(4)]
+    tab = per_task_table(pd.DataFrame(rows), {"p": (10, 1.0)}, emb)
+    assert list(zip(tab["embodiment"], tab["task"])) == [
+        ("widowx", "w_spoon"), ("widowx", "w_carrot"), ("widowx", "average"),
+        ("google_robot", "g_coke"), ("google_robot", "average"), ("total", "average")]
+    assert tab["p"].tolist() == [0.5] * 6 and tab["p +V-GPS"].tolist() == [0.5] * 6
+    assert tab.loc[0, "p CI"].startswith("[") and tab.loc[2, "p CI"] == "" and tab.loc[5, "p +V-GPS CI"] == ""

@@ -153,11 +153,21 @@ class CriticVariant:
     twin: str | None = None
     tuned: bool = False
     ablations: bool = False
-    notebook: str = "02"
+    notebook: str | None = "02"   # None: no notebook trains it yet (scripts/probe_critic.py does)
     paper: str | None = None     # the paper's name for this critic in its tables; None: not in the paper
+
+    @property
+    def obs_modality(self) -> str:
+        """What the critic reads: ``"state"`` (privileged: proprioception + object positions) or
+        ``"image"`` (the camera frame, as the paper's critic)."""
+        return self.critic.get("obs_modality", "state")
 
 
 _PAPER_LABELS = {"use_success_flag": False}
+# the paper's critic reads the camera frame and the instruction, nothing else; on this CPU through the
+# matmul-shaped patch_mixer encoder. The image variants are probed on the tuning seeds
+# (scripts/probe_critic.py, figures/history/probe_*.md) before notebooks 02-05 train and steer with them
+_IMAGE = {"obs_modality": "image", "encoder": "patch_mixer"}
 # THE registry of named critics (artifacts/<profile>/critics/<name>); everything else derives from it
 CRITIC_VARIANTS = {
     "calql": CriticVariant("Cal-QL, frozen behaviour-cloned π", "Cal-QL",
@@ -172,13 +182,27 @@ CRITIC_VARIANTS = {
         "Cal-QL, SAC actor, the paper's labels (no success flag)", "Cal-QL (SAC actor), paper's labels",
         {"calql_policy": "sac"}, _PAPER_LABELS),
     "iql": CriticVariant("IQL", "IQL", {"algorithm": "iql"}, ablations=True, notebook="03", paper="IQL"),
+    "calql_image": CriticVariant("Cal-QL, frozen behaviour-cloned π, from the camera image and instruction",
+                                 "Cal-QL, image", _IMAGE, twin="calql_image_paper_labels", notebook=None),
+    "calql_sac_image": CriticVariant(
+        "Cal-QL, SAC actor, from the camera image and instruction (the paper's critic)",
+        "Cal-QL (SAC actor), image", {"calql_policy": "sac", **_IMAGE},
+        twin="calql_sac_image_paper_labels", notebook=None),
+    "calql_image_paper_labels": CriticVariant(
+        "Cal-QL, frozen behaviour-cloned π, image, the paper's labels", "Cal-QL, image, paper's labels",
+        _IMAGE, _PAPER_LABELS, notebook=None),
+    "calql_sac_image_paper_labels": CriticVariant(
+        "Cal-QL, SAC actor, image, the paper's labels", "Cal-QL (SAC actor), image, paper's labels",
+        {"calql_policy": "sac", **_IMAGE}, _PAPER_LABELS, notebook=None),
+    "iql_image": CriticVariant("IQL, from the camera image and instruction", "IQL, image",
+                               {"algorithm": "iql", **_IMAGE}, notebook=None),
 }
 
 
 def critic_names(**where) -> tuple[str, ...]:
     """Registry names (in registry order) whose fields equal ``where``, e.g.
     ``critic_names(tuned=True)``, ``critic_names(notebook="02")``."""
-    bad = set(where) - {f.name for f in dataclasses.fields(CriticVariant)}
+    bad = set(where) - {f.name for f in dataclasses.fields(CriticVariant)} - {"obs_modality"}
     if bad:
         raise TypeError(f"CriticVariant has no field(s) {sorted(bad)}")
     return tuple(n for n, v in CRITIC_VARIANTS.items()

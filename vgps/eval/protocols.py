@@ -95,10 +95,15 @@ def summary(df: pd.DataFrame, choices: dict[str, tuple[int, float]], protocol: s
 
 
 def per_task_table(df: pd.DataFrame, choices: dict[str, tuple[int, float]], embodiment_of: dict) -> pd.DataFrame:
-    """Table-2 layout: one row per task (+ per-embodiment and total averages), columns
-    ``<policy>`` and ``<policy> +V-GPS`` with success rates, plus Wilson intervals as text."""
-    tasks = sorted(df["task"].unique(), key=lambda t: (embodiment_of.get(t, ""), t))
-    out = []
+    """Table-2 layout, in the paper's order: per embodiment (in ``embodiment_of``'s order) one row
+    per task (in that order; tasks it does not list last, alphabetically) and then the
+    embodiment's average; a total average last. Columns ``<policy>`` and ``<policy> +V-GPS`` with
+    success rates, plus Wilson intervals as text (empty on the average rows)."""
+    order = {t: i for i, t in enumerate(embodiment_of)}
+    embs = list(dict.fromkeys(embodiment_of.get(t, "") for t in [*embodiment_of, *sorted(df["task"].unique())]))
+    tasks = sorted(df["task"].unique(), key=lambda t: (embs.index(embodiment_of.get(t, "")),
+                                                       order.get(t, len(order)), t))
+    rows = []
     for t in tasks:
         row = {"embodiment": embodiment_of.get(t, ""), "task": t}
         for pol, (k, b) in choices.items():
@@ -107,10 +112,14 @@ def per_task_table(df: pd.DataFrame, choices: dict[str, tuple[int, float]], embo
                 lo, hi = wilson(int(g.sum()), len(g))
                 row[pol + label] = float(g.mean())
                 row[pol + label + " CI"] = f"[{lo:.2f}, {hi:.2f}]"
-        out.append(row)
-    tab = pd.DataFrame(out)
+        rows.append(row)
+    tab = pd.DataFrame(rows)
     num = [c for c in tab.columns if c not in ("embodiment", "task") and not c.endswith(" CI")]
-    avg = [{"embodiment": e, "task": "average", **tab[tab["embodiment"] == e][num].mean().to_dict()}
-           for e in sorted(tab["embodiment"].unique())]
-    avg.append({"embodiment": "total", "task": "average", **tab[num].mean().to_dict()})
-    return pd.concat([tab, pd.DataFrame(avg)], ignore_index=True)
+    blank = {c: "" for c in tab.columns if c.endswith(" CI")}
+    out = []
+    for e in [e for e in embs if (tab["embodiment"] == e).any()]:
+        part = tab[tab["embodiment"] == e]
+        out += part.to_dict("records")
+        out.append({"embodiment": e, "task": "average", **part[num].mean().to_dict(), **blank})
+    out.append({"embodiment": "total", "task": "average", **tab[num].mean().to_dict(), **blank})
+    return pd.DataFrame(out, columns=tab.columns)

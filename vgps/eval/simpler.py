@@ -120,15 +120,16 @@ def make_simpler(task_id: str, widowx_sticky_steps: int = 1) -> SimplerEnv:
     return SimplerEnv(task_id, widowx_sticky_steps=widowx_sticky_steps)
 
 
-def env_factory(eval_cfg):
+def env_factory(eval_cfg, render: bool = False):
     """``(make_env, description)``: the environments an evaluation runs in. SIMPLER when
     ``simpler_env`` imports (image observations, with ``eval_cfg.widowx_sticky_steps``, an
-    :class:`vgps.config.EvalConfig` field), otherwise the embedded MuJoCo suite (state)."""
+    :class:`vgps.config.EvalConfig` field), otherwise the embedded MuJoCo suite: state, plus the
+    camera frame when ``render`` (for critics or policies that read images)."""
     if simpler_available():
         steps = eval_cfg.widowx_sticky_steps
         return (lambda task: make_simpler(task, widowx_sticky_steps=steps),
                 "SIMPLER is installed: evaluating in SIMPLER (image observations)")
     import vgps.envs as envs
-    return (lambda task: envs.make(task, render=False),
+    return (lambda task: envs.make(task, render=render),
             "SIMPLER (simpler_env) is not installed here: evaluating on the embedded MuJoCo suite, "
-            "state observations")
+            + ("state observations and camera frames" if render else "state observations"))
