@@ -301,11 +301,17 @@ def train(cfg, data, run_dir, *, normalizer=None, state_normalizer=None, resume:
         from tqdm import tqdm      # text bars: tqdm.auto warns without ipywidgets
         bar = tqdm(total=total, initial=step, desc=run_dir.name, mininterval=30.0)
     t0 = time.perf_counter()
+
+    def batch_at(i):
+        return jax.device_put(_prepare(cfg, data.sample(i), state_normalizer), dsh)
     try:
+        batch = batch_at(step) if step < end else None
         while step < end:
             phase, start = _phase_at(agent, step)
-            batch = jax.device_put(_prepare(cfg, data.sample(step), state_normalizer), dsh)
             state, m = updates[phase.name](state, batch)
+            # the next batch (a function of its step alone) is sampled and augmented while the
+            # dispatched update runs; reading the loss then waits for it
+            batch = batch_at(step + 1) if step + 1 < end else None
             loss = float(m["loss"])
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
