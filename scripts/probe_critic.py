@@ -12,6 +12,8 @@ Needs the ``default`` datasets and stand-ins (``make reproduce`` through noteboo
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,21 +22,45 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+def train_and_diagnose(args, prof, v, keys, dirs, run_dir) -> None:
+    """Child process: train (or reuse) the critic and write notebook 02's diagnostics of it."""
+    from vgps.agents import diagnostics, runs
+    from vgps.data.language import get_encoder
+    from vgps.data.loader import load_training_data
+    data = load_training_data(dirs, profile=v, obs_keys=keys, batch_size=v.critic.batch_size,
+                              seed=v.critic.seed, backend="memory")
+    critic, rows, fresh, _ = runs.train_cached(v.critic, data, run_dir, progress=False)
+    crit = [r for r in rows if r.get("phase") == "critic"]
+    per_step = (crit[-1]["wall_s"] - crit[0]["wall_s"]) / max(crit[-1]["step"] - crit[0]["step"], 1)
+    print(f"{args.critic}: {'trained' if fresh else 'cached'}; {per_step:.3f} s per critic step "
+          "(wall clock of its training run)", flush=True)
+    diag = diagnostics.run_diagnostics(critic, runs.heldout_episodes(dirs, keys=keys),
+                                       get_encoder(prof.data.language_encoder), labels=v.data, seed=0)
+    table = diagnostics.summary_table({args.critic: diag})
+    diagnostics_file(args.profile, args.critic).write_text(
+        json.dumps({"per_step": per_step, "table": table.to_dict("list")}))
+
+
+def diagnostics_file(profile: str, critic: str) -> Path:
+    from vgps.paths import artifacts_dir
+    return artifacts_dir(profile, "eval", "probes") / f"{critic}_diagnostics.json"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("critic", help="a name of vgps.config.CRITIC_VARIANTS")
     ap.add_argument("--episodes", type=int, default=20, help="episodes per task and tuning seed")
     ap.add_argument("--settings", default="10:1,10:0.1", help="K:beta pairs, comma-separated")
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     import pandas as pd
 
     import vgps.envs as envs
-    from vgps.agents import diagnostics, runs
+    from vgps.agents import load_critic, runs
     from vgps.config import CRITIC_VARIANTS, get_profile
     from vgps.data.language import get_encoder
-    from vgps.data.loader import load_training_data
     from vgps.eval import RunConfig, make_evaluator, summary
     from vgps.paths import artifacts_dir
     from vgps.plotting import atomic_path, to_markdown
@@ -53,19 +79,18 @@ def main(argv=None) -> int:
     dirs = [ds / "bridge_like", ds / "fractal_like"]
     if not (ds / "generation_summary.json").exists():
         sys.exit(f"no {args.profile} datasets in {ds}: run make reproduce (or make datasets) first")
-    data = load_training_data(dirs, profile=v, obs_keys=keys, batch_size=v.critic.batch_size,
-                              seed=v.critic.seed, backend="memory")
     run_dir = artifacts_dir(args.profile, "critics", args.critic)
-    critic, rows, fresh, secs = runs.train_cached(v.critic, data, run_dir, progress=False)
-    crit = [r for r in rows if r.get("phase") == "critic"]
-    per_step = (crit[-1]["wall_s"] - crit[0]["wall_s"]) / max(crit[-1]["step"] - crit[0]["step"], 1)
-    print(f"{args.critic}: {'trained' if fresh else 'cached'}; {per_step:.3f} s per critic step "
-          "(wall clock of its training run)", flush=True)
-
+    if args.train_only:
+        train_and_diagnose(args, prof, v, keys, dirs, run_dir)
+        return 0
+    # training loads TensorFlow (augmentation), and Mesa's GL cannot render beside it: train in a
+    # child process, render and steer in this one
+    subprocess.run([sys.executable, __file__, args.critic, "--profile", args.profile, "--train-only"],
+                   check=True)
+    critic = load_critic(run_dir)
+    saved = json.loads(diagnostics_file(args.profile, args.critic).read_text())
+    per_step, dtab = saved["per_step"], pd.DataFrame(saved["table"])
     enc = get_encoder(prof.data.language_encoder)
-    diag = diagnostics.run_diagnostics(critic, runs.heldout_episodes(dirs, keys=keys), enc,
-                                       labels=v.data, seed=0)
-    dtab = diagnostics.summary_table({args.critic: diag})
 
     policies = zoo.load_all(args.profile, names=prof.eval.policies, language_encoder=enc, verbose=False)
     pol_keys = [zoo.saved_key(args.profile, n) for n in policies]
