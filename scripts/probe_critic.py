@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                        for k, b in settings], ignore_index=True)
     cols = ["protocol", "policy", "base", "vgps", "improvement", "impr_lo", "impr_hi"]
     steer = steer[cols].round(3)
-    means = steer.groupby("protocol", sort=False)["improvement"].mean().round(3).reset_index()
+    means = steer.groupby("protocol", sort=False)[["base", "vgps", "improvement"]].mean().round(3).reset_index()
 
     dtab = dtab.set_index("critic").T.reset_index().rename(columns={"index": "diagnostic"})
     text = "\n\n".join([
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         "Written by `scripts/probe_critic.py`.",
         "## Held-out diagnostics (notebook 02's)", to_markdown(dtab),
         "## Steering the stand-ins", to_markdown(steer),
-        "## Mean change over the five stand-ins", to_markdown(means)]) + "\n"
+        "## Means over the five stand-ins (success rates and change)", to_markdown(means)]) + "\n"
     path = REPO / "figures" / "history" / f"probe_{args.critic}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
