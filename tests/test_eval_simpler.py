@@ -107,4 +107,3 @@ def test_env_factory_without_simpler_is_the_embedded_suite(monkeypatch):
     monkeypatch.setattr(simpler, "simpler_available", lambda: False)
     _, where = simpler.env_factory(EvalConfig())
     assert "embedded MuJoCo suite" in where
-

@@ -100,8 +100,7 @@ def per_task_table(df: pd.DataFrame, choices: dict[str, tuple[int, float]], embo
     embodiment's average; a total average last. Columns ``<policy>`` and ``<policy> +V-GPS`` with
     success rates, plus Wilson intervals as text (empty on the average rows)."""
     order = {t: i for i, t in enumerate(embodiment_of)}
-    unlisted = [t for t in sorted(df["task"].unique()) if t not in order]
-    embs = list(dict.fromkeys([*embodiment_of.values(), *("" for _ in unlisted)]))
+    embs = list(dict.fromkeys([*embodiment_of.values(), ""]))    # "": tasks it does not list
     tasks = sorted(df["task"].unique(), key=lambda t: (embs.index(embodiment_of.get(t, "")),
                                                        order.get(t, len(order)), t))
     rows = []
