@@ -129,7 +129,10 @@ def test_one_critic_registry_drives_every_list():
     """Notebooks 02/05/06, EvalConfig and the labels derive from config.CRITIC_VARIANTS."""
     from vgps.agents.runs import critic_variant
     from vgps.config import CRITIC_VARIANTS, EvalConfig, critic_names, get_profile
-    assert EvalConfig().critics == critic_names(tuned=True) == ("calql", "calql_sac")
+    assert EvalConfig().critics == critic_names(tuned=True) == ("calql_sac_image",)
+    assert EvalConfig().state_critic == "calql_sac" and CRITIC_VARIANTS["calql_sac"].obs_modality == "state"
+    assert critic_names(notebook="02") == ("calql", "calql_sac", "calql_paper_labels", "calql_sac_paper_labels",
+                                           "calql_sac_image")
     assert critic_names(ablations=True) == ("calql", "calql_sac", "iql")
     assert critic_names(notebook="03") == ("iql",)
     for name, v in CRITIC_VARIANTS.items():
