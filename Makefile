@@ -29,8 +29,8 @@ help:
 	@echo "make test                                     - unit tests + notebooks under nbval + test-policies + test-lab"
 	@echo "make lab [LAB_PORT=8888] [LAB_ARGS=--no-browser] - the notebooks in JupyterLab, project kernel; prints the URL"
 	@echo "make test-lab                                 - headless Chromium opens notebook 04 in JupyterLab: its images render"
-	@echo "make test-policies                            - steer real Octo / tf_agents code served from its own env"
-	@echo "make policy-env POLICY=octo|rt1x              - build a real policy's environment (Python 3.10)"
+	@echo "make test-policies                            - steer real Octo / tf_agents / transformers code served from its own env"
+	@echo "make policy-env POLICY=octo|rt1x|openvla      - build a real policy's environment (Python 3.10)"
 	@echo "  make nbtest NOTEBOOKS=notebooks/07_real_robot_logs.ipynb  - nbval on some notebooks"
 	@echo "make bench [BENCH=data|envs|critic|overhead]  - performance tables (all, or one)"
 	@echo "make setup | clean"
@@ -75,7 +75,8 @@ policy-env: setup
 test-policies: setup
 	VGPS_OCTO_PYTHON="$$(scripts/policy_env.sh octo $(OCTO_SRC) | tail -1)" && \
 	VGPS_RT1X_PYTHON="$$(scripts/policy_env.sh rt1x | tail -1)" && \
-	  export VGPS_OCTO_PYTHON VGPS_RT1X_PYTHON && \
+	VGPS_OPENVLA_PYTHON="$$(scripts/policy_env.sh openvla | tail -1)" && \
+	  export VGPS_OCTO_PYTHON VGPS_RT1X_PYTHON VGPS_OPENVLA_PYTHON && \
 	  $(PIN) $(PY) -m pytest -q -p no:xdist tests/test_policies_real.py
 
 # the series in JupyterLab (scripts/lab.py): notebooks/ on 127.0.0.1:8888 (or the next free port), the

@@ -2,11 +2,12 @@
 # Build the separate environment a real policy needs (docs/serving.md):
 #   scripts/policy_env.sh octo [OCTO_SRC]    -> .policy-envs/octo (Python 3.10, envs/octo.txt)
 #   scripts/policy_env.sh rt1x               -> .policy-envs/rt1x (Python 3.10, envs/rt1x.txt)
+#   scripts/policy_env.sh openvla            -> .policy-envs/openvla (Python 3.10, envs/openvla.txt)
 # OCTO_SRC: octo's source (default ../shared/external/octo; or your clone of octo-models/octo).
 # The environment sees this repository through a .pth file, for vgps_server only (stdlib + numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-POLICY="${1:?usage: scripts/policy_env.sh octo|rt1x [OCTO_SRC]}"
+POLICY="${1:?usage: scripts/policy_env.sh octo|rt1x|openvla [OCTO_SRC]}"
 ENV_DIR=".policy-envs/$POLICY"
 find_py310() {
   for c in "${PYTHON310:-}" python3.10 "$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python" \
@@ -37,5 +38,6 @@ case "$POLICY" in
     [ -f "$SRC/octo/model/octo_model.py" ] || { echo "ERROR: no octo source at $SRC (set OCTO_SRC)" >&2; exit 1; }
     build envs/octo.txt "$SRC" ;;
   rt1x) build envs/rt1x.txt ;;
-  *) echo "ERROR: unknown policy '$POLICY' (available: octo, rt1x)" >&2; exit 1 ;;
+  openvla) build envs/openvla.txt ;;
+  *) echo "ERROR: unknown policy '$POLICY' (available: octo, rt1x, openvla)" >&2; exit 1 ;;
 esac

@@ -1,15 +1,19 @@
 """Steer real upstream policy code served from its own environment by ours (jax 0.10, numpy 2), end
 to end on the embedded suite: Octo (octo-models/octo at 241fb35, ../shared/external/octo; Python
 3.10, jax 0.4.20, flax 0.7.5, TF 2.15, numpy 1.24: scripts/policy_env.sh octo) and RT-1-X's
-tf_agents SavedModel path (TF 2.15, tf_agents 0.19: scripts/policy_env.sh rt1x).
+tf_agents SavedModel path (TF 2.15, tf_agents 0.19: scripts/policy_env.sh rt1x), and the OpenVLA
+backend on OpenVLA's pinned torch 2.2.0 / transformers 4.40.1 (scripts/policy_env.sh openvla).
 
 The model is a randomly initialised tiny OctoModel built from Octo's own modules (nothing can be
 downloaded here); every array goes through the real ``OctoModel.sample_actions``. tests/octo_checks.py
 (run inside the Octo environment) checks the server's history, pad mask, un-normalisation and
 temporal ensembling against direct calls of that code. For RT-1-X, a tiny deterministic tf_agents
 policy with RT-1-X's specs is saved by PolicySaver and loaded as upstream loads the released
-checkpoint (tests/rt1x_checks.py). Runs under ``make test-policies`` (part of ``make test``), which
-builds the environments and sets VGPS_OCTO_PYTHON / VGPS_RT1X_PYTHON."""
+checkpoint (tests/rt1x_checks.py). OpenVLA's model code is not installable here (it ships with the
+checkpoint), so its backend runs on a tiny stand-in with OpenVLA's call surface whose sampling is
+transformers' own ``generate`` (tests/openvla_checks.py). Runs under ``make test-policies`` (part of
+``make test``), which builds the environments and sets VGPS_OCTO_PYTHON / VGPS_RT1X_PYTHON /
+VGPS_OPENVLA_PYTHON."""
 from __future__ import annotations
 
 import os
@@ -29,8 +33,10 @@ from vgps_server import PolicyServer
 ROOT = Path(__file__).resolve().parents[1]
 OCTO_PY = os.environ.get("VGPS_OCTO_PYTHON")
 RT1X_PY = os.environ.get("VGPS_RT1X_PYTHON")
+OPENVLA_PY = os.environ.get("VGPS_OPENVLA_PYTHON")
 needs_octo = pytest.mark.skipif(not OCTO_PY, reason="needs the Octo environment: run `make test-policies`")
 needs_rt1x = pytest.mark.skipif(not RT1X_PY, reason="needs the RT-1-X environment: run `make test-policies`")
+needs_openvla = pytest.mark.skipif(not OPENVLA_PY, reason="needs the OpenVLA environment: run `make test-policies`")
 TASKS = ["widowx_spoon_on_towel", "widowx_carrot_on_plate"]
 
 
@@ -140,3 +146,43 @@ def test_steer_rt1x_greedy_decoding_leaves_nothing_to_choose(tmp_path):
         steered = ev.run(RunConfig("rt1x", "vgps", 4, 1.0), TASKS[:1], [0], episodes=3)
     cols = ["episode", "env_seed", "success", "steps"]
     assert base[cols].reset_index(drop=True).equals(steered[cols].reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------------------- OpenVLA
+@needs_openvla
+def test_openvla_backend_on_the_pinned_torch_and_transformers():
+    out = subprocess.run([OPENVLA_PY, str(ROOT / "tests" / "openvla_checks.py")], capture_output=True,
+                         text=True, timeout=900, env=_policy_env(), cwd=ROOT)
+    assert out.returncode == 0 and "all OpenVLA checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
+@needs_openvla
+def test_steer_openvla_served_from_its_environment(tmp_path):
+    """K samples per step are K seeded generate() calls in the server; V-GPS executes the argmax of
+    the critic among them; steered episodes run end to end; --greedy leaves nothing to choose."""
+    import vgps.envs as envs
+    from vgps.remote import ServerProcess
+    env = envs.make(TASKS[0], render=True)
+    obs, info = env.reset(seed=3)
+    batch = {k: v[None] for k, v in obs.items()}
+    with ServerProcess([OPENVLA_PY, "-m", "vgps_server", "openvla-tiny", "--port", "0"],
+                       env=_policy_env(), cwd=ROOT) as srv:
+        vla = RemotePolicy(srv.url, timeout=120, embodiment="widowx")
+        assert vla.metadata["name"] == "openvla-tiny" and vla.metadata["greedy"] is False
+        assert vla.metadata["unnorm_keys"]["widowx"] == "bridge_orig"
+        v = ValueGuidedPolicy(vla, _critic(), K=6, beta=0.0, language_encoder=HashEncoder(512))
+        v.reset(1)
+        a, inf = v.act(batch, [info["instruction"]], jax.random.split(jax.random.PRNGKey(0), 1))
+        cand = inf["candidates"][0]
+        assert cand.shape == (6, 7) and len({c.tobytes() for c in cand}) > 1
+        assert np.array_equal(a[0], cand[inf["index"][0]]) and inf["index"][0] == np.argmax(inf["q"][0])
+        ev = make_evaluator(tmp_path / "ev", "openvla", {"openvla-tiny": vla}, critic=_critic(),
+                            encoder=HashEncoder(512), num_envs=2, render=True)
+        steered = ev.run(RunConfig("openvla-tiny", "vgps", 3, 1.0), TASKS[:1], [0], episodes=2)
+        assert len(steered) == 2 and (steered["steps"] > 0).all()
+    with ServerProcess([OPENVLA_PY, "-m", "vgps_server", "openvla-tiny", "--greedy", "--port", "0"],
+                       env=_policy_env(), cwd=ROOT) as srv:
+        vla = RemotePolicy(srv.url, timeout=120, embodiment="widowx")
+        assert vla.metadata["greedy"] is True
+        cand = vla.sample_actions(batch, [info["instruction"]], 4, jax.random.split(jax.random.PRNGKey(0), 1))
+        assert len({c.tobytes() for c in np.asarray(cand)[0]}) == 1
