@@ -217,8 +217,9 @@ class EvalConfig:
     tuning_seeds: tuple[int, ...] = (1000,)
     sweep_K: tuple[int, ...] = (10, 50)
     sweep_beta: tuple[float, ...] = (0.0, 0.1, 1.0)
-    fixed_K: int = 10                    # notebook 04's setting (what notebook 05's tuning chose in
-    fixed_beta: float = 1.0              # `default`); notebook 05 chooses its own on the tuning seeds
+    fixed_K: int = 10                    # notebook 04's setting, fixed before notebook 05 runs (the
+    fixed_beta: float = 1.0              # image critic's tuning-seed probe preferred beta=1 to 0.1);
+                                         # notebook 05 chooses its own on the tuning seeds
     num_envs: int = 16                   # lock-step batch
     tuning_episodes_per_task: int = 10   # the fixed protocol: episodes per task on each tuning seed
     # the fixed protocol also chooses the critic among these (CRITIC_VARIANTS with tuned=True: the
