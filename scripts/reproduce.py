@@ -7,7 +7,7 @@ Stages, in order:
 
 0. ``datasets``: ``python -m vgps.envs.generate --profile P`` (skipped if that module does not
    exist yet).
-1. ``notebooks/01_*.ipynb`` … ``07_*.ipynb`` (those that exist), run by papermill with
+1. ``notebooks/01_*.ipynb``, ``02_*.ipynb`` … in number order (those that exist), run by papermill with
    ``-p profile P``, kernel ``python3``, working directory ``notebooks/``, and
    ``$VGPS_PROFILE=P``. For ``default`` the executed notebook replaces the committed one (so
    GitHub shows default results; papermill's injected-parameters cell is removed so nbval still
@@ -62,7 +62,7 @@ from vgps import manifest  # noqa: E402
 from vgps.config import PROFILES, get_profile  # noqa: E402
 from vgps.paths import artifacts_dir, figures_dir  # noqa: E402
 
-NOTEBOOK_NUMBERS = range(1, 9)
+NOTEBOOK_NUMBERS = range(1, 100)
 CACHE_NAME = "reproduce_cache.json"
 FULL_RUN = "_full_run"              # cache entry: end-to-end time of the last run of every stage
 CONCURRENT = (("05", "06"),)        # stage-number prefixes that may run at the same time

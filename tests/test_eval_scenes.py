@@ -40,6 +40,17 @@ def test_shift_table_numbers():
         assert (t[f"{c} lo"] <= t[c]).all() and (t[c] <= t[f"{c} hi"]).all()
 
 
+def test_shift_table_reference_scene():
+    """Single-scene data: the reference for "base kept" is the unshifted scene."""
+    df = _results()
+    df["scene"] = df["scene"].replace({"training scenes": "unshifted scene"})
+    t = shift_table(df, reps=200, reference="unshifted scene")
+    assert t["scene"].tolist() == ["unshifted scene", "checker texture"]
+    np.testing.assert_allclose(t["base kept"], [1.0, 0.5])
+    with pytest.raises(KeyError, match="unknown reference scene"):
+        shift_table(df, reps=200, reference="scene Z")
+
+
 def test_shift_table_needs_one_steered_setting():
     df = _results()
     other = df[df["method"] == "vgps"].assign(K=50)
@@ -51,7 +62,8 @@ def test_shift_table_needs_one_steered_setting():
 
 def test_scenes_cover_the_held_out_families_and_one_combination_per_embodiment():
     from vgps.envs.shifts import SHIFTS, parse_shift
-    shifts = [s for s, _, _ in SCENES.values()]
+    shifts = [s for s, _, _ in SCENES.values() if s is not None]    # None: the unshifted scene
+    assert list(SCENES)[0] == "unshifted scene" and SCENES["unshifted scene"][0] is None
     for s in shifts:
         parse_shift(s)                                  # every scene is a valid shift
     assert set(SHIFTS) - {"diverse"} <= {n for s in shifts for n in s.split("+")}

@@ -1,8 +1,9 @@
 """Scene shifts, the analogue of the paper's real-world scenes A/B/C (App. D, Table 1): each policy
 with and without V-GPS in the training scenes and in every held-out scene family.
 
-A scene is a shift string of :mod:`vgps.envs.shifts`: ``"diverse"`` draws training scenes (what
-diverse-scene data are generated in), the named shifts are variants no training scene shows.
+A scene is a shift string of :mod:`vgps.envs.shifts`: ``None`` the unshifted scene (the only one
+single-scene data show), ``"diverse"`` draws training scenes (what diverse-scene data are
+generated in), the named shifts are variants no training scene shows.
 :func:`evaluate_scenes` runs the same episodes (task, seed, episode) in every scene, one cached
 evaluator per scene; :func:`shift_table` pairs V-GPS with the base policy on those episodes.
 """
@@ -15,6 +16,7 @@ from vgps.eval.protocols import summary
 
 # name -> (shift, what it is, embodiments it applies to (None: all))
 SCENES = {
+    "unshifted scene": (None, "the one scene of single-scene data (BenchmarkConfig.scenes='single')", None),
     "training scenes": ("diverse", "a fresh draw of the training scenes", None),
     "unseen table colour": ("table_color", "a table hue no training scene has", None),
     "checker texture": ("table_texture", "checkered tabletop (scene C)", None),
@@ -49,9 +51,10 @@ def evaluate_scenes(cache_dir, label: str, policies: dict, configs, tasks, seeds
     for scene in scenes:
         if progress:
             progress(scene)
-        ev = make_evaluator(cache_dir, f"{label}-{SCENES[scene][0]}", policies, critic=critic,
-                            encoder=encoder, shift=SCENES[scene][0], render=render,
-                            num_envs=num_envs, key_parts=key_parts)
+        shift = SCENES[scene][0]
+        ev = make_evaluator(cache_dir, f"{label}-{shift or 'unshifted'}", policies, critic=critic,
+                            encoder=encoder, shift=shift, render=render, num_envs=num_envs,
+                            key_parts=key_parts)
         for cfg in configs:
             df = ev.run(cfg, scene_tasks(scene, tasks), seeds, episodes)
             out.append(df.assign(scene=scene))
@@ -59,12 +62,14 @@ def evaluate_scenes(cache_dir, label: str, policies: dict, configs, tasks, seeds
 
 
 def shift_table(df: pd.DataFrame, steered: RunConfig | None = None, reps: int = 2000,
-                seed: int = 0) -> pd.DataFrame:
+                seed: int = 0, reference: str = "training scenes") -> pd.DataFrame:
     """One row per (scene, policy): :func:`vgps.eval.protocols.summary` of the scene (base and
     V-GPS success, mean over tasks with stratified-bootstrap 95 % intervals, the paired
-    improvement on the same episodes with its interval) and how much of the base policy's
-    training-scene success it keeps in the scene (``base kept``). ``steered`` picks the V-GPS rows
-    (default: the only non-base configuration in ``df``)."""
+    improvement on the same episodes with its interval) and how much of the base policy's success
+    in the ``reference`` scene (the scenes it was trained in: ``"training scenes"``, or
+    ``"unshifted scene"`` for single-scene data) it keeps in the scene (``base kept``, on the
+    scene's tasks). ``steered`` picks the V-GPS rows (default: the only non-base configuration in
+    ``df``)."""
     v = df[df["method"] != "policy"]
     if steered is not None:
         v = v[(v["method"] == steered.method) & (v["K"] == steered.K) & (v["beta"] == steered.beta)]
@@ -72,7 +77,9 @@ def shift_table(df: pd.DataFrame, steered: RunConfig | None = None, reps: int = 
     if len(settings) != 1:
         raise ValueError("several V-GPS settings in the results: pass steered=RunConfig(...)")
     method, k, b = settings.iloc[0]
-    train = df[(df["method"] == "policy") & (df["scene"] == "training scenes")]
+    if reference not in SCENES:
+        raise KeyError(f"unknown reference scene {reference!r}; choose from {list(SCENES)}")
+    train = df[(df["method"] == "policy") & (df["scene"] == reference)]
     rows = []
     for scene in (s for s in SCENES if s in set(df["scene"])):
         d = df[df["scene"] == scene]
