@@ -19,7 +19,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "figures" / "history" / "05_steering_history.md"
 # commits whose committed notebook-05 results the README's history refers to, oldest first
-COMMITS = ("9d0c121", "2df541f", "76b39fd")
+COMMITS = ("9d0c121", "2df541f", "76b39fd", "63990e1")
 
 
 def show(commit: str, path: str) -> str | None:
@@ -41,7 +41,10 @@ def context(commit: str) -> dict:
     cpu = ""
     if man:
         p = json.loads(man).get("platform", {})
-        cpu = f"{p.get('cpu', '')} ({', '.join(p.get('isa', [])[-2:])})" if p else ""
+        if isinstance(p.get("isa"), str):     # pinned runs: the instruction set they were pinned to
+            cpu = f"pinned {p['isa']} ({p.get('caches', '')})"
+        elif p:
+            cpu = f"{p.get('cpu', '')} ({', '.join(p.get('isa', [])[-2:])})"
     date = subprocess.run(["git", "log", "-1", "--format=%ad", "--date=short", commit], cwd=REPO,
                           capture_output=True, text=True).stdout.strip()
     return {"commit": commit, "date": date,
