@@ -141,6 +141,19 @@ class Outputs:
                             for r in written(before[0], after[0]) if owns(r)},
                 "artifacts": {r: after[1][r][1] for r in written(before[1], after[1]) if owns(r)}}
 
+    def remove_stale(self, previous: dict, current: dict) -> list[str]:
+        """Delete the figures a stage's ``previous`` run wrote and its ``current`` run did not (a
+        table the notebook no longer makes), so the manifest never hashes an orphan. Returns
+        their paths."""
+        gone = sorted(set(previous.get("figures", {})) - set(current.get("figures", {})))
+        removed = []
+        for rel in gone:
+            p = self.fig / rel
+            if p.is_file():
+                p.unlink()
+                removed.append(rel)
+        return removed
+
     def still_there(self, rec: dict) -> bool:
         for rel, sha in rec.get("figures", {}).items():
             p = self.fig / rel
@@ -457,8 +470,13 @@ def main(argv=None) -> int:
             if err is not None:
                 failed = failed or (name, err)
                 continue
-            cache[name] = {"key": keys[name], "wall_time_s": dt,
-                           **outputs.record(before, after, owner_filter(name, todo))}
+            new = {"key": keys[name], "wall_time_s": dt,
+                   **outputs.record(before, after, owner_filter(name, todo))}
+            stale = outputs.remove_stale(cache.get(name, {}), new)
+            if stale:
+                print(f"{tag(name)}: removed {len(stale)} file(s) its previous run wrote and this "
+                      f"run did not: {', '.join(stale)}", flush=True)
+            cache[name] = new
             if len(todo) > 1:
                 cache[name]["concurrent_with"] = [n for n in todo if n != name]
             timing[name] = {"wall_time_s": dt, "cached": False}

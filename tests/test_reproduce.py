@@ -85,6 +85,26 @@ def test_reproduce_cache_manifest_and_failure(tmp_path):
     assert "01_tiny: would run (outputs missing or changed)" in r3.stdout
     assert json.loads(man.read_text())["digest"] == m1["digest"]
 
+    # a notebook that no longer writes a table: the table is removed, and leaves the manifest
+    _nb(nbs / "01_tiny.ipynb",
+        "import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
+        "from vgps.plotting import save_table\n"
+        "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
+        "save_table(pd.DataFrame({'y': [1]}), figures_dir(profile), 'u')\n"
+        "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\nprint(profile)")
+    assert _run(tmp_path).returncode == 0
+    assert [a["path"] for a in json.loads(man.read_text())["artifacts"]] == ["t.csv", "t.md", "u.csv", "u.md"]
+    _nb(nbs / "01_tiny.ipynb",
+        "import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
+        "from vgps.plotting import save_table\n"
+        "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
+        "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\nprint(profile + ' ')")
+    r5 = _run(tmp_path)
+    assert r5.returncode == 0 and "removed 2 file(s)" in r5.stdout and "u.csv, u.md" in r5.stdout, r5.stdout
+    assert not (tmp_path / "fig" / "smoke" / "u.csv").exists()
+    assert [a["path"] for a in json.loads(man.read_text())["artifacts"]] == ["t.csv", "t.md"]
+    before = man.read_bytes()
+
     # a failing notebook: clear message naming it, exit 1, nothing already written is lost
     (tmp_path / "art" / "smoke" / "models" / "m.txt").write_text("model")
     _nb(nbs / "02_broken.ipynb", "raise RuntimeError('critic diverged')")
