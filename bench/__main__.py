@@ -12,6 +12,7 @@ import io
 import os
 import pkgutil
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,6 +67,13 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {names}", file=sys.stderr)
         return 2
+    if len(wanted) > 1:      # one process per benchmark: Mesa GL (envs) and TensorFlow (data) cannot share one
+        codes = [subprocess.run([sys.executable, "-m", "bench", name, *([] if save else ["--no-save"])],
+                                cwd=here.parent).returncode for name in wanted]
+        failed = [n for n, c in zip(wanted, codes) if c]
+        if failed:
+            print(f"benchmark(s) failed: {failed}", file=sys.stderr)
+        return 1 if failed else 0
     for name in wanted:
         print(f"\n=== {name} ===", flush=True)
         buf = io.StringIO()
