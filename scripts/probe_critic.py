@@ -30,8 +30,7 @@ def train_and_diagnose(args, prof, v, keys, dirs, run_dir) -> None:
     data = load_training_data(dirs, profile=v, obs_keys=keys, batch_size=v.critic.batch_size,
                               seed=v.critic.seed, backend="memory")
     critic, rows, fresh, _ = runs.train_cached(v.critic, data, run_dir, progress=False)
-    crit = [r for r in rows if r.get("phase") == "critic"]
-    per_step = (crit[-1]["wall_s"] - crit[0]["wall_s"]) / max(crit[-1]["step"] - crit[0]["step"], 1)
+    per_step = runs.seconds_per_step(rows)
     print(f"{args.critic}: {'trained' if fresh else 'cached'}; {per_step:.3f} s per critic step "
           "(wall clock of its training run)", flush=True)
     diag = diagnostics.run_diagnostics(critic, runs.heldout_episodes(dirs, keys=keys),

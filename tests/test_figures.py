@@ -74,3 +74,13 @@ def test_draw_proposals_uses_the_recorded_gripper_position():
     np.testing.assert_allclose(arrows[0].xyann, start)      # arrows start at the recorded gripper
     assert not np.allclose(project_points(env, env.unwrapped.tcp_position()[None])[0], start)
     env.close()
+
+
+def test_seconds_per_step_from_logged_critic_rows():
+    """Wall clock from the first to the last logged critic step (BC rows and compilation excluded)."""
+    import math
+    from vgps.agents.runs import seconds_per_step
+    rows = [{"phase": "behavior", "step": 0, "wall_s": 0.0}, {"phase": "critic", "step": 100, "wall_s": 9.0},
+            {"phase": "critic", "step": 300, "wall_s": 10.0}, {"phase": "critic", "step": 500, "wall_s": 11.5}]
+    assert seconds_per_step(rows) == (11.5 - 9.0) / 400
+    assert math.isnan(seconds_per_step(rows[:2]))

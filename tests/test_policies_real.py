@@ -46,11 +46,16 @@ def _policy_env():
     return env
 
 
+def _run_checks(python: str, script: str, passed: str) -> None:
+    """Run ``tests/<script>`` in a policy's own environment; it must exit 0 and print ``passed``."""
+    out = subprocess.run([python, str(ROOT / "tests" / script)], capture_output=True, text=True,
+                         timeout=900, env=_policy_env(), cwd=ROOT)
+    assert out.returncode == 0 and passed in out.stdout, out.stdout + out.stderr[-3000:]
+
+
 @needs_octo
 def test_octo_server_matches_direct_calls_of_the_real_sample_actions():
-    out = subprocess.run([OCTO_PY, str(ROOT / "tests" / "octo_checks.py")], capture_output=True,
-                         text=True, timeout=900, env=_policy_env(), cwd=ROOT)
-    assert out.returncode == 0 and "all Octo checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
+    _run_checks(OCTO_PY, "octo_checks.py", "all Octo checks passed")
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +128,7 @@ def test_steered_actions_are_among_the_octo_samples_and_differ_from_the_base(oct
 # ---------------------------------------------------------------------------------------- RT-1-X
 @needs_rt1x
 def test_rt1x_server_on_a_real_tf_agents_savedmodel():
-    out = subprocess.run([RT1X_PY, str(ROOT / "tests" / "rt1x_checks.py")], capture_output=True,
-                         text=True, timeout=900, env=_policy_env(), cwd=ROOT)
-    assert out.returncode == 0 and "all RT-1-X checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
+    _run_checks(RT1X_PY, "rt1x_checks.py", "all RT-1-X checks passed")
 
 
 @needs_rt1x
@@ -151,9 +154,7 @@ def test_steer_rt1x_greedy_decoding_leaves_nothing_to_choose(tmp_path):
 # --------------------------------------------------------------------------------------- OpenVLA
 @needs_openvla
 def test_openvla_backend_on_the_pinned_torch_and_transformers():
-    out = subprocess.run([OPENVLA_PY, str(ROOT / "tests" / "openvla_checks.py")], capture_output=True,
-                         text=True, timeout=900, env=_policy_env(), cwd=ROOT)
-    assert out.returncode == 0 and "all OpenVLA checks passed" in out.stdout, out.stdout + out.stderr[-3000:]
+    _run_checks(OPENVLA_PY, "openvla_checks.py", "all OpenVLA checks passed")
 
 
 @needs_openvla

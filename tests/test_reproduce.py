@@ -24,6 +24,14 @@ def _nb(path, body):
     nbformat.write(nb, path)
 
 
+def _tiny(more_tables: str = "", end: str = "print(profile)") -> str:
+    """A one-stage notebook body: table ``t`` (plus ``more_tables``), a model file, then ``end``."""
+    return ("import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
+            "from vgps.plotting import save_table\n"
+            "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
+            + more_tables + "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\n" + end)
+
+
 def _stages(tmp_path, bodies: dict) -> None:
     """Throw-away numbered notebooks ``{stem: cell source}`` under ``tmp_path/nbs``."""
     (tmp_path / "nbs").mkdir()
@@ -48,11 +56,7 @@ def test_reproduce_cache_manifest_and_failure(tmp_path):
     nbs.mkdir()
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "m.py").write_text("X = 1\n")
-    _nb(nbs / "01_tiny.ipynb",
-        "import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
-        "from vgps.plotting import save_table\n"
-        "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
-        "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\nprint(profile)")
+    _nb(nbs / "01_tiny.ipynb", _tiny())
     (nbs / "notes.ipynb").write_text("not a numbered stage; ignored")
     src1 = (nbs / "01_tiny.ipynb").read_bytes()
 
@@ -86,19 +90,10 @@ def test_reproduce_cache_manifest_and_failure(tmp_path):
     assert json.loads(man.read_text())["digest"] == m1["digest"]
 
     # a notebook that no longer writes a table: the table is removed, and leaves the manifest
-    _nb(nbs / "01_tiny.ipynb",
-        "import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
-        "from vgps.plotting import save_table\n"
-        "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
-        "save_table(pd.DataFrame({'y': [1]}), figures_dir(profile), 'u')\n"
-        "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\nprint(profile)")
+    _nb(nbs / "01_tiny.ipynb", _tiny("save_table(pd.DataFrame({'y': [1]}), figures_dir(profile), 'u')\n"))
     assert _run(tmp_path).returncode == 0
     assert [a["path"] for a in json.loads(man.read_text())["artifacts"]] == ["t.csv", "t.md", "u.csv", "u.md"]
-    _nb(nbs / "01_tiny.ipynb",
-        "import pandas as pd\nfrom vgps.paths import figures_dir, artifacts_dir\n"
-        "from vgps.plotting import save_table\n"
-        "save_table(pd.DataFrame({'profile': [profile], 'x': [0.5]}), figures_dir(profile), 't')\n"
-        "(artifacts_dir(profile, 'models') / 'm.txt').write_text('model')\nprint(profile + ' ')")
+    _nb(nbs / "01_tiny.ipynb", _tiny(end="print(profile + ' ')"))      # 'u' no longer written
     r5 = _run(tmp_path)
     assert r5.returncode == 0 and "removed 2 file(s)" in r5.stdout and "u.csv, u.md" in r5.stdout, r5.stdout
     assert not (tmp_path / "fig" / "smoke" / "u.csv").exists()

@@ -64,6 +64,16 @@ def train_cached(cfg, data, run_dir, *, key: str | None = None, extra_meta: dict
     return load_critic(run_dir), res.metrics, True, res.seconds
 
 
+def seconds_per_step(rows) -> float:
+    """Wall-clock seconds per critic step of a training run (its logged ``metrics`` rows of phase
+    ``critic``: the first to the last logged step, so compilation before the first log is left
+    out); NaN when fewer than two critic rows were logged."""
+    crit = [r for r in rows if r.get("phase") == "critic"]
+    if len(crit) < 2:
+        return float("nan")
+    return (crit[-1]["wall_s"] - crit[0]["wall_s"]) / max(crit[-1]["step"] - crit[0]["step"], 1)
+
+
 def heldout_episodes(dataset_dirs, keys=("state",), split: str = "val", max_episodes=None):
     """Episodes of the held-out split of every dataset (list of episode dicts)."""
     from vgps.data.rlds import iter_episodes
