@@ -129,18 +129,26 @@ def test_failure_modes_track_grasp_through_lockstep_hook():
     assert list(df["outcome"]) == [CATEGORIES[2], CATEGORIES[1], CATEGORIES[3], CATEGORIES[0]]
 
 
-def test_outcomes_reproduce_the_evaluator_episode_for_episode(tmp_path):
-    """outcomes() batches and seeds like Evaluator.run (padded last chunk included): same success."""
-    from vgps.eval.failures import CATEGORIES, outcomes
+def test_the_evaluator_stores_each_episodes_outcome(tmp_path):
+    """Evaluator.run records the §4 category of every episode (padded last chunk included), the
+    same failure_modes gives for that episode, and it survives a reload; an environment that
+    cannot tell stores ''."""
+    from vgps.eval.failures import CATEGORIES, failure_modes
     cfg = RunConfig("gauss", "vgps", 3, 1.0)
-    ev = Evaluator(lambda t: GraspToyEnv(), _agent, tmp_path / "r.csv", num_envs=4)
+    ev = Evaluator(lambda t: GraspToyEnv(), _agent, tmp_path / "r.sqlite", num_envs=4)
     res = ev.run(cfg, ["t1"], [0, 1], episodes=3)                     # 6 jobs: chunks of 4 + 2
-    out = outcomes(lambda: _agent(cfg), lambda t: GraspToyEnv(), ["t1"], [0, 1], 3, num_envs=4)
-    assert list(out["env_seed"]) == list(res["env_seed"]) == [episode_seed(s, e) for s in (0, 1) for e in range(3)]
-    assert list(out["success"]) == list(res["success"].astype(bool))
+    assert list(res["env_seed"]) == [episode_seed(s, e) for s in (0, 1) for e in range(3)]
     expect = [CATEGORIES[0] if s % 2 == 0 else {0: CATEGORIES[1], 1: CATEGORIES[2], 2: CATEGORIES[3]}[s % 3]
-              for s in out["env_seed"]]
-    assert list(out["outcome"]) == expect
+              for s in res["env_seed"]]
+    assert list(res["outcome"]) == expect
+    one = failure_modes(_agent(cfg), [GraspToyEnv()], [int(res["env_seed"].iloc[4])])
+    assert one["outcome"].iloc[0] == expect[4]
+    again = Evaluator(lambda t: GraspToyEnv(), _agent, tmp_path / "r.sqlite", num_envs=4)
+    assert list(again.df["outcome"]) == expect
+    plain = Evaluator(lambda t: ToyEnv(), _agent, tmp_path / "p.sqlite", num_envs=4).run(cfg, ["t1"], [0], 2)
+    assert list(plain["outcome"]) == ["", ""]
+    with pytest.raises(ValueError, match="do not report a grasp"):
+        failure_modes(_agent(cfg), [ToyEnv()], [0])
 
 
 def test_per_task_table_in_the_papers_order_with_averages():

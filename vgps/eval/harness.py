@@ -33,21 +33,26 @@ import numpy as np
 import pandas as pd
 
 from vgps.artifacts import cache_key
+from vgps.eval.failures import CATEGORIES, classify
 
+# ``outcome``: the episode's §4 category (vgps.eval.failures.CATEGORIES), from the grasp tracked at
+# every step; "" for environments that cannot tell (no ``grasped(source)``, e.g. SIMPLER)
 RESULT_COLUMNS = ["task", "embodiment", "policy", "method", "K", "beta", "seed", "episode",
-                  "env_seed", "success", "steps", "unstable"]
+                  "env_seed", "success", "steps", "unstable", "outcome"]
 KEY_COLUMNS = ["policy", "method", "K", "beta", "task", "seed", "episode"]   # one episode's identity
-_TEXT, _INT, _BOOL = ("task", "embodiment", "policy", "method"), ("K", "seed", "episode", "env_seed", "steps"), \
-    ("success", "unstable")
+_TEXT, _INT, _BOOL = ("task", "embodiment", "policy", "method", "outcome"), \
+    ("K", "seed", "episode", "env_seed", "steps"), ("success", "unstable")
 _SQL_TYPE = {**dict.fromkeys(_TEXT, "TEXT"), **dict.fromkeys(_INT + _BOOL, "INTEGER"), "beta": "REAL"}
 BUSY_TIMEOUT_S = 120.0        # a writer waits this long for another process's transaction
 # Which random numbers an episode sees; results of different protocols are never mixed (a store
 # records its protocol, cache_path hashes it in). 1: one key per lock-step batch, from its first
 # episode's seed (an episode's result depended on num_envs and on the batch it fell in);
-# 2: one key stream per episode, episode_keys(env_seed) folded with the step.
-EVAL_PROTOCOL = 2
+# 2: one key stream per episode, episode_keys(env_seed) folded with the step; 3: the random numbers
+# of 2, and each episode's §4 outcome stored with it (a protocol-2 store has no such column).
+EVAL_PROTOCOL = 3
 _PROTOCOLS = {1: "one RNG key per lock-step batch (results depended on num_envs)",
-              2: "one RNG stream per episode, from its episode seed"}
+              2: "one RNG stream per episode, from its episode seed; no outcome column",
+              3: "one RNG stream per episode, from its episode seed; each episode's outcome recorded"}
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,10 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None
     each episode's base PRNG key, ``[n, 2]`` (default :func:`episode_keys` ``(env_seeds)``, as the
     :class:`Evaluator` uses); at step ``t`` episode ``i`` acts with ``fold_in(keys[i], t)``.
     ``on_step(i, env, info)`` is called after every step of episode ``i`` (e.g. to track
-    simulator state). When the environments report ``info["embodiment"]`` at reset, the
+    simulator state). Each result has ``ever_grasped``, ``held_at_end`` and ``outcome``
+    (:func:`vgps.eval.failures.classify`) when the environment reports its grasp
+    (``env.unwrapped.grasped(env.unwrapped.source)``, checked after every step), else ``None``,
+    ``None`` and ``""``. When the environments report ``info["embodiment"]`` at reset, the
     observation batch carries it as ``observations["embodiment"]`` (str ``[B]``)."""
     n, b = len(env_seeds), len(envs)
     if n > b:
@@ -145,6 +153,8 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None
     done[n:] = True
     res = [{"env_seed": int(s), "success": False, "steps": 0, "unstable": False,
             "embodiment": ""} for s in env_seeds]
+    grip = [_grasp_probe(env) for env in envs[:n]]
+    ever, held = np.zeros(b, bool), np.zeros(b, bool)
     agent.reset(b)
     t = 0
     while not done.all():
@@ -161,10 +171,26 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None
             r["success"] |= bool(info.get("success", False))
             r["unstable"] |= bool(info.get("unstable", False))
             done[i] = term or trunc
+            if grip[i] is not None:
+                held[i] = grip[i]()
+                ever[i] |= held[i]
             if on_step is not None:
                 on_step(i, envs[i], info)
         t += 1
+    for i, r in enumerate(res):
+        known = grip[i] is not None
+        r["ever_grasped"] = bool(ever[i]) if known else None
+        r["held_at_end"] = bool(held[i]) if known else None
+        r["outcome"] = classify(r["success"], ever[i], held[i]) if known else ""
     return res
+
+
+def _grasp_probe(env) -> Callable[[], bool] | None:
+    """``() -> is the task's source object held now``, or None if ``env`` cannot tell."""
+    u = getattr(env, "unwrapped", env)
+    if not (callable(getattr(u, "grasped", None)) and getattr(u, "source", None) is not None):
+        return None
+    return lambda: bool(u.grasped(u.source))
 
 
 class CacheRowWarning(UserWarning):
@@ -172,7 +198,8 @@ class CacheRowWarning(UserWarning):
 
 
 class CacheProtocolError(RuntimeError):
-    """A cache holds episodes run under another :data:`EVAL_PROTOCOL` (other random numbers)."""
+    """A cache holds episodes run under another :data:`EVAL_PROTOCOL` (other random numbers, or
+    other recorded fields)."""
 
 
 def _protocol_error(where, protocol: int) -> CacheProtocolError:
@@ -191,12 +218,12 @@ def row_problem(row: dict, horizon: int | None = None) -> str | None:
     """Why ``row`` (one cached episode) cannot be used, or None: text fields are str (task, policy,
     method non-empty), K/seed/episode ints (K, episode >= 0), beta a finite float, success and
     unstable bools (or 0/1), steps an int in [1, horizon] (one step at least), env_seed the
-    :func:`episode_seed` of (seed, episode)."""
+    :func:`episode_seed` of (seed, episode), outcome "" or a category agreeing with success."""
     for c in RESULT_COLUMNS:
         if c not in row or row[c] is None:
             return f"{c} missing"
     for c in _TEXT:
-        if not isinstance(row[c], str) or (c != "embodiment" and not row[c]):
+        if not isinstance(row[c], str) or (c not in ("embodiment", "outcome") and not row[c]):
             return f"{c}={row[c]!r} is not a non-empty str"
     for c in _INT:
         if type(row[c]) is not int:
@@ -212,6 +239,10 @@ def row_problem(row: dict, horizon: int | None = None) -> str | None:
         return f"steps={row['steps']} outside [1, {'∞' if horizon is None else horizon}]"
     if row["env_seed"] != episode_seed(row["seed"], row["episode"]):
         return f"env_seed={row['env_seed']} is not episode_seed({row['seed']}, {row['episode']})"
+    if row["outcome"] not in ("", *CATEGORIES):
+        return f"outcome={row['outcome']!r} is not one of {CATEGORIES} or ''"
+    if row["outcome"] and (row["outcome"] == CATEGORIES[0]) != bool(row["success"]):
+        return f"outcome={row['outcome']!r} contradicts success={row['success']!r}"
     return None
 
 
