@@ -3,6 +3,7 @@
 import matplotlib
 import numpy as np
 import pandas as pd
+import pytest
 
 matplotlib.use("Agg")
 
@@ -84,3 +85,20 @@ def test_seconds_per_step_from_logged_critic_rows():
             {"phase": "critic", "step": 300, "wall_s": 10.0}, {"phase": "critic", "step": 500, "wall_s": 11.5}]
     assert seconds_per_step(rows) == (11.5 - 9.0) / 400
     assert math.isnan(seconds_per_step(rows[:2]))
+
+
+def test_the_overhead_record_reads_back_as_the_measured_table(tmp_path):
+    """Notebook 06 shows Table 9 from the committed bench record: the parsed frame has measure()'s
+    columns and the record's numbers; a file without that table is refused by name."""
+    from vgps.eval.overhead import read_record
+    from vgps.paths import REPO
+    df = read_record(REPO / "figures" / "bench" / "bench_overhead.md")
+    assert list(df.columns) == ["modality", "method", "K", "latency_ms", "overhead", "critic_share",
+                                "paper_s", "paper_overhead"]
+    assert set(df["K"]) == {1, 10, 30, 50, 100} and (df[df["method"] == "base"]["overhead"] == 1.0).all()
+    row = df[(df["modality"] == "octo-scale") & (df["method"] == "V-GPS (re-encode K×)") & (df["K"] == 100)].iloc[0]
+    assert row["paper_overhead"] == 2.12
+    bad = tmp_path / "x.md"
+    bad.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="x.md: no markdown table"):
+        read_record(bad)

@@ -120,3 +120,22 @@ def measure(modality: str, reps: int = 15) -> pd.DataFrame:
                      "paper_s": PAPER[k][0] if method in PAPER_ROWS else np.nan,
                      "paper_overhead": PAPER[k][1] if method in PAPER_ROWS else np.nan})
     return pd.DataFrame(rows)
+
+
+def read_record(path) -> pd.DataFrame:
+    """The table :func:`measure` gave in a committed bench record (``figures/bench/bench_overhead.md``,
+    written by ``make bench BENCH=overhead``): the markdown table back as the frame, numbers as
+    floats (``nan`` where the record has none)."""
+    from pathlib import Path
+    lines = [ln for ln in Path(path).read_text().splitlines() if ln.startswith("|")]
+    if len(lines) < 3 or not set(lines[1]) <= set("|-: "):
+        raise ValueError(f"{path}: no markdown table of vgps.eval.overhead.measure() in it")
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    head, rows = cells[0], cells[2:]
+    expected = ["modality", "method", "K", "latency_ms", "overhead", "critic_share", "paper_s", "paper_overhead"]
+    if head != expected:
+        raise ValueError(f"{path}: columns {head}, expected {expected}")
+    df = pd.DataFrame(rows, columns=head)
+    for c in expected[2:]:
+        df[c] = df[c].astype(float)            # "nan" included; anything else not a number raises
+    return df.astype({"K": int})
