@@ -114,3 +114,14 @@ def test_train_bc_learns_a_state_to_gripper_map():
         assert np.mean(a == ((test[:, 0] > 0) ^ flip)) > 0.8      # chance: 0.5
     again = train_bc(spec, data, 300, 64, 3e-3, 0, log_every=10, verbose=False)[0]
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(again)))
+
+
+def test_training_groups_balance_the_stand_ins_over_two_processes():
+    from vgps.policies.zoo import NAMES, TRAIN_COST, training_groups
+    groups = training_groups(NAMES, 2)
+    assert sorted(sum(groups, [])) == sorted(NAMES) and len(groups) == 2
+    assert ["openvla"] in [[n for n in g if n == "openvla"] for g in groups]
+    cost = [sum(TRAIN_COST[n] * SPECS[n].steps_scale for n in g) for g in groups]
+    assert max(cost) / min(cost) < 1.3
+    assert training_groups(["rt1x"], 2) == [["rt1x"]] and training_groups([], 2) == []
+    assert training_groups(NAMES, 1) == [list(NAMES)]

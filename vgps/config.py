@@ -266,15 +266,20 @@ def _smoke() -> Profile:
 def _default() -> Profile:
     return Profile(
         name="default",
-        benchmark=BenchmarkConfig(episodes_bridge_like=1600, episodes_fractal_like=800),
+        # diverse training scenes (issue 16): single-scene stand-ins kept 14-19 % of their success
+        # with the table 1 inch lower or higher, diverse-scene ones 76-100 %
+        # (figures/history/stand_in_recipe_probe.md)
+        benchmark=BenchmarkConfig(episodes_bridge_like=1600, episodes_fractal_like=800, scenes="diverse"),
         # measured (2 cores): 1k BC + 5k critic steps at batch 128 = 107 s (Cal-QL), 119 s (SAC
         # variant), up to ~6.5 min when the CPU is shared; held-out demo>perturbed 0.88,
         # Spearman(Q, steps-to-success) -0.73 (notebook 02)
         critic=CriticConfig(num_steps=5_000, batch_size=128, cql_n_actions=2, behavior_steps=1_000),
-        policy=PolicyConfig(num_steps=15_000, batch_size=256),
-        # evaluation seed 3, fresh: seeds 0-2 scored earlier (state) critics and their results were
-        # seen before the next change (notebook 05, "History of this protocol")
-        eval=EvalConfig(episodes_per_task=50, seeds=(3,), tuning_seeds=(1000,), num_envs=70,
+        # lr 1e-3 (was 3e-4): at 3e-4 the stand-ins were under-trained (stand_in_recipe_probe.md)
+        policy=PolicyConfig(num_steps=15_000, batch_size=256, lr=1e-3),
+        # evaluation seed 4, fresh: seeds 0-2 scored earlier (state) critics, seed 3 the first image
+        # critic, and seed 3 was also seen when the stand-ins' recipe was chosen (notebook 05,
+        # "History of this protocol"; figures/history/stand_in_recipe_probe.md)
+        eval=EvalConfig(episodes_per_task=50, seeds=(4,), tuning_seeds=(1000,), num_envs=70,
                          tuning_episodes_per_task=20),
     )
 
