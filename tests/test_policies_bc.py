@@ -125,3 +125,30 @@ def test_training_groups_balance_the_stand_ins_over_two_processes():
     assert max(cost) / min(cost) < 1.3
     assert training_groups(["rt1x"], 2) == [["rt1x"]] and training_groups([], 2) == []
     assert training_groups(NAMES, 1) == [list(NAMES)]
+
+
+def test_ensure_trained_prints_one_line_per_stand_in_and_names_a_failed_log(tmp_path, monkeypatch, capsys):
+    """The children's training logs go to files; the notebook sees one line per finished stand-in,
+    and a failed group raises naming its log."""
+    import subprocess
+    import sys
+
+    from vgps.policies import zoo
+    monkeypatch.setenv("VGPS_ARTIFACTS", str(tmp_path))
+    monkeypatch.setattr(zoo, "is_cached", lambda name, profile: name != "octo-base")
+    real = subprocess.Popen
+
+    def fake(cmd, **kw):        # a child that logs like vgps.policies.zoo, and fails for rt1x
+        names = cmd[cmd.index("--profile") + 2:]
+        code = "".join(f"print('[{n}] step 0 loss 1.0 (1s)'); print('{n}: ready (1 s)'); " for n in names)
+        code += "import sys; sys.exit(3)" if "rt1x" in names else ""
+        return real([sys.executable, "-c", code], **kw)
+    monkeypatch.setattr(subprocess, "Popen", fake)
+    zoo.ensure_trained("smoke", names=("octo-small", "octo-base"))
+    out = capsys.readouterr().out
+    assert out == "stand-in octo-base: ready (1 s)\n"
+    assert "[octo-base] step 0" in (tmp_path / "smoke" / "policies" / "train-octo-base.log").read_text()
+    monkeypatch.setattr(zoo, "is_cached", lambda name, profile: False)
+    with pytest.raises(RuntimeError, match=r"\['rt1x'\] \(exit 3; log .*train-rt1x.log\)"):
+        zoo.ensure_trained("smoke", names=("rt1x", "octo-small"))
+    assert "stand-in octo-small: ready (1 s)" in capsys.readouterr().out

@@ -242,16 +242,37 @@ def ensure_trained(profile: str, names=NAMES, jobs: int = 2) -> None:
     """Train missing stand-ins in child processes (``python -m vgps.policies.zoo``), ``jobs`` at
     once (:func:`training_groups`): two small networks train faster side by side on two cores
     than one after the other, and each result depends on its own seeds alone. Reading the
-    datasets imports TensorFlow, which cannot share a process with MuJoCo's OSMesa renderer here."""
+    datasets imports TensorFlow, which cannot share a process with MuJoCo's OSMesa renderer here.
+    Each child's log goes to ``policies/train-<first name>.log``; one line per finished stand-in
+    is printed (a notebook shows no training log)."""
     import subprocess
     import sys
     missing = [n for n in names if not is_cached(n, profile)]
-    procs = [subprocess.Popen([sys.executable, "-m", "vgps.policies.zoo", "--profile", profile, *g])
-             for g in training_groups(missing, jobs)]
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise RuntimeError(f"training the stand-ins {missing} failed (exit codes {codes}); what "
-                           f"finished is cached under {artifacts_dir(profile, 'policies')}")
+    runs = []
+    for group in training_groups(missing, jobs):
+        log = artifacts_dir(profile, "policies") / f"train-{group[0]}.log"
+        with open(log, "w") as f:
+            runs.append((group, log, subprocess.Popen(
+                [sys.executable, "-m", "vgps.policies.zoo", "--profile", profile, *group],
+                stdout=f, stderr=subprocess.STDOUT)))
+    shown, failed = set(), []
+    while runs:
+        for run in list(runs):
+            group, log, proc = run
+            done = proc.poll() is not None
+            for line in log.read_text(errors="replace").splitlines():
+                if line.endswith(")") and ": ready (" in line and line not in shown:
+                    shown.add(line)
+                    print(f"stand-in {line}", flush=True)
+            if done:
+                runs.remove(run)
+                if proc.returncode:
+                    failed.append(f"{group} (exit {proc.returncode}; log {log})")
+        if runs:
+            time.sleep(1.0)
+    if failed:
+        raise RuntimeError(f"training the stand-ins failed: {'; '.join(failed)}; what finished is "
+                           f"cached under {artifacts_dir(profile, 'policies')}")
 
 
 def main(argv=None) -> None:
