@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vgps.plotting import from_markdown
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "figures" / "history" / "05_steering_history.md"
 # commits whose committed notebook-05 results the README's history refers to, oldest first
@@ -25,12 +27,6 @@ COMMITS = ("9d0c121", "2df541f", "76b39fd", "63990e1")
 def show(commit: str, path: str) -> str | None:
     r = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True)
     return r.stdout if r.returncode == 0 else None
-
-
-def read_md_table(text: str) -> pd.DataFrame:
-    lines = [ln for ln in text.splitlines() if ln.startswith("|") and not set(ln) <= set("|-: ")]
-    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    return pd.DataFrame(rows[1:], columns=rows[0])
 
 
 def context(commit: str) -> dict:
@@ -60,7 +56,7 @@ def main() -> int:
         if text is None:
             print(f"{c}: no figures/default/05_summary.md", file=sys.stderr)
             return 1
-        t = read_md_table(text)
+        t = from_markdown(text)
         t = t[t["protocol"].str.startswith("fixed")]
         ctx = context(c)
         for r in t.itertuples(index=False):

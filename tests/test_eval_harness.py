@@ -119,7 +119,7 @@ class GraspToyEnv(ToyEnv):
         return (m == 1 and 2 <= self.t <= 3) or (m == 2 and self.t >= 2)
 
 
-def test_failure_modes_track_grasp_through_lockstep_hook():
+def test_failure_modes_track_the_grasp_through_the_lockstep_run():
     from vgps.eval.failures import CATEGORIES, failure_modes
     seeds = [1, 3, 5, 8]           # held then dropped, never, held to timeout, success
     envs = [GraspToyEnv() for _ in seeds]

@@ -102,3 +102,13 @@ def test_the_overhead_record_reads_back_as_the_measured_table(tmp_path):
     bad.write_text("# nothing\n")
     with pytest.raises(ValueError, match="x.md: no markdown table"):
         read_record(bad)
+
+
+def test_from_markdown_reads_back_what_to_markdown_wrote():
+    from vgps.plotting import from_markdown, to_markdown
+    df = pd.DataFrame({"policy": ["octo-small", "rt1x"], "change": [0.125, -0.5], "K": [10, 50]})
+    back = from_markdown("# title\n\n" + to_markdown(df) + "\n\ntext after\n")
+    assert list(back.columns) == ["policy", "change", "K"]
+    assert back.values.tolist() == [["octo-small", "0.125", "10"], ["rt1x", "-0.500", "50"]]
+    with pytest.raises(ValueError, match="no markdown table"):
+        from_markdown("| not a table |\nplain text\n")

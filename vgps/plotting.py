@@ -82,3 +82,14 @@ def to_markdown(df, floatfmt: str = ".3f") -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def from_markdown(text: str):
+    """The first markdown table in ``text`` (as :func:`to_markdown` writes it) back as a DataFrame of
+    str cells; ValueError when ``text`` holds no table (a ``|`` header row, then a ``|---|`` row)."""
+    import pandas as pd
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    if len(lines) < 2 or not set(lines[1]) <= set("|-: "):
+        raise ValueError("no markdown table (a | header row followed by a |---| row)")
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines if not set(ln) <= set("|-: ")]
+    return pd.DataFrame(rows[1:], columns=rows[0])

@@ -120,14 +120,12 @@ def _stack(obs_list):
     return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
 
 
-def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None = None,
-                 on_step: Callable | None = None) -> list[dict]:
+def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None = None) -> list[dict]:
     """Run ``len(env_seeds) <= len(envs)`` episodes together; padding slots reuse env 0's first
     observation (and key) so the batch shape (and the jitted functions) never change. ``keys``:
     each episode's base PRNG key, ``[n, 2]`` (default :func:`episode_keys` ``(env_seeds)``, as the
     :class:`Evaluator` uses); at step ``t`` episode ``i`` acts with ``fold_in(keys[i], t)``.
-    ``on_step(i, env, info)`` is called after every step of episode ``i`` (e.g. to track
-    simulator state). Each result has ``ever_grasped``, ``held_at_end`` and ``outcome``
+    Each result has ``ever_grasped``, ``held_at_end`` and ``outcome``
     (:func:`vgps.eval.failures.classify`) when the environment reports its grasp
     (``env.unwrapped.grasped(env.unwrapped.source)``, checked after every step), else ``None``,
     ``None`` and ``""``. When the environments report ``info["embodiment"]`` at reset, the
@@ -174,8 +172,6 @@ def run_lockstep(agent, envs: list, env_seeds: list[int], keys: jax.Array | None
             if grip[i] is not None:
                 held[i] = grip[i]()
                 ever[i] |= held[i]
-            if on_step is not None:
-                on_step(i, envs[i], info)
         t += 1
     for i, r in enumerate(res):
         known = grip[i] is not None

@@ -127,15 +127,16 @@ def read_record(path) -> pd.DataFrame:
     written by ``make bench BENCH=overhead``): the markdown table back as the frame, numbers as
     floats (``nan`` where the record has none)."""
     from pathlib import Path
-    lines = [ln for ln in Path(path).read_text().splitlines() if ln.startswith("|")]
-    if len(lines) < 3 or not set(lines[1]) <= set("|-: "):
-        raise ValueError(f"{path}: no markdown table of vgps.eval.overhead.measure() in it")
-    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    head, rows = cells[0], cells[2:]
+
+    from vgps.plotting import from_markdown
+    try:
+        df = from_markdown(Path(path).read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: no markdown table of vgps.eval.overhead.measure() in it ({e})") from None
+    head = list(df.columns)
     expected = ["modality", "method", "K", "latency_ms", "overhead", "critic_share", "paper_s", "paper_overhead"]
     if head != expected:
         raise ValueError(f"{path}: columns {head}, expected {expected}")
-    df = pd.DataFrame(rows, columns=head)
     for c in expected[2:]:
         df[c] = df[c].astype(float)            # "nan" included; anything else not a number raises
     return df.astype({"K": int})

@@ -230,7 +230,8 @@ def training_groups(names, jobs: int) -> list[list[str]]:
     """``names`` split into at most ``jobs`` groups of about equal cost (:data:`TRAIN_COST` times
     the spec's step scale; longest first into the lightest group). Groups keep registry order."""
     cost = {n: TRAIN_COST.get(n, 1.0) * SPECS[n].steps_scale for n in names}
-    groups, load = [[] for _ in range(max(1, min(jobs, len(names))))], [0.0] * max(1, min(jobs, len(names)))
+    k = max(1, min(jobs, len(names)))
+    groups, load = [[] for _ in range(k)], [0.0] * k
     for n in sorted(names, key=lambda n: (-cost[n], NAMES.index(n))):
         i = load.index(min(load))
         groups[i].append(n)
